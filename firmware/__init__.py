@@ -1,0 +1,1 @@
+"""pbitsim.firmware (installed from the firmware/ folder)."""

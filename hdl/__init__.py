@@ -1,0 +1,1 @@
+"""pbitsim.hdl (installed from the hdl/ folder)."""

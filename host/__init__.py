@@ -1,0 +1,1 @@
+"""pbitsim.host (installed from the host/ folder)."""

@@ -1,0 +1,543 @@
+"""The coupling format: the one description of a p-bit model that every part of pbitsim reads.
+
+A :class:`Couplings` holds n spins, J as a sparse symmetric CSR matrix with zero diagonal, fields h,
+inverse temperature beta, a proper graph colouring, optional node names and an optional
+:class:`~pbitsim.fixedpoint.FixedPointSpec`. Conventions (``shared/reference/diagnostics-definitions``):
+
+    E(s) = -(sum_{i<j} J_ij s_i s_j + sum_i h_i s_i),   p(s) ~ exp(-beta E(s)),   s_i in {-1, +1}.
+
+Topology (the sparsity pattern and colouring: what a synthesised design depends on) and values
+(J data, h, beta, fixed-point spec: what is streamed at run time) each have a fingerprint, a SHA-256
+of a canonical little-endian byte encoding documented in ``docs/coupling-format.md``. An edge stored
+with weight 0 is still part of the topology (a trained weight may become non-zero later).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from collections.abc import Iterable, Sequence
+from functools import cached_property
+
+import numpy as np
+
+from pbitsim.fixedpoint import FixedPointSpec, QuantizedCouplings, quantize_couplings
+
+__all__ = ["Couplings", "CouplingsError", "greedy_coloring"]
+
+
+class CouplingsError(ValueError):
+    """Invalid model description (asymmetric J, bad colouring, NaN, wrong shape, ...)."""
+
+
+def _finite(name: str, x: np.ndarray) -> None:
+    if not np.all(np.isfinite(x)):
+        bad = np.flatnonzero(~np.isfinite(np.asarray(x).ravel()))
+        raise CouplingsError(f"{name} contains NaN or inf (first at flat index {int(bad[0])})")
+
+
+def _check_beta(beta) -> float:
+    try:
+        b = float(beta)
+    except (TypeError, ValueError):
+        raise CouplingsError(f"beta must be a number, not {beta!r}") from None
+    if not np.isfinite(b) or b <= 0:
+        raise CouplingsError(f"beta must be finite and > 0, not {beta!r}")
+    return b
+
+
+def greedy_coloring(indptr: np.ndarray, indices: np.ndarray) -> np.ndarray:
+    """Deterministic greedy colouring: largest degree first (ties by index), smallest free colour.
+
+    Proper by construction; uses at most max_degree + 1 colours. Bipartite graphs whose greedy
+    order happens to need more than 2 colours are fixed up with a 2-colouring by BFS.
+    """
+    n = len(indptr) - 1
+    deg = np.diff(indptr)
+    two = _two_coloring(indptr, indices)
+    if two is not None:
+        return two
+    order = np.lexsort((np.arange(n), -deg))
+    colors = np.full(n, -1, dtype=np.int32)
+    for v in order:
+        used = set(colors[indices[indptr[v] : indptr[v + 1]]].tolist())
+        c = 0
+        while c in used:
+            c += 1
+        colors[v] = c
+    return colors
+
+
+def _two_coloring(indptr, indices):
+    """A 2-colouring (0/1) when the graph is bipartite and has an edge, else None."""
+    n = len(indptr) - 1
+    if len(indices) == 0:
+        return None
+    colors = np.full(n, -1, dtype=np.int32)
+    for start in range(n):
+        if colors[start] >= 0:
+            continue
+        colors[start] = 0
+        stack = [start]
+        while stack:
+            v = stack.pop()
+            for u in indices[indptr[v] : indptr[v + 1]]:
+                if colors[u] < 0:
+                    colors[u] = 1 - colors[v]
+                    stack.append(u)
+                elif colors[u] == colors[v]:
+                    return None
+    return colors
+
+
+class Couplings:
+    """A p-bit model: sparse symmetric J (zero diagonal), h, beta, colouring, fixed-point spec.
+
+    Build one with :meth:`from_dense`, :meth:`from_edges`, :meth:`from_networkx` or
+    :meth:`from_bqm`; the constructor takes CSR arrays directly and validates them.
+
+    Parameters
+    ----------
+    indptr, indices, data : array_like
+        CSR arrays of J (both triangles stored, no diagonal entries, column indices sorted).
+    h : array_like, optional
+        Fields, length n (default zeros).
+    beta : float
+        Inverse temperature, > 0.
+    coloring : array_like of int, optional
+        Proper colouring with colours 0..C-1 all used; computed when omitted, validated when given.
+    names : sequence of str, optional
+        Node names (metadata only: not part of any fingerprint).
+    fixed_point : FixedPointSpec, optional
+        Hardware number format; :attr:`quantized` needs one (default spec when omitted).
+
+    Raises
+    ------
+    CouplingsError
+        On asymmetric J, a non-zero diagonal, NaN/inf, wrong shapes, an invalid colouring, beta <= 0.
+    """
+
+    def __init__(
+        self,
+        indptr,
+        indices,
+        data,
+        h=None,
+        beta: float = 1.0,
+        coloring=None,
+        names: Sequence[str] | None = None,
+        fixed_point: FixedPointSpec | None = None,
+    ) -> None:
+        indptr = np.ascontiguousarray(indptr, dtype=np.int64)
+        indices = np.ascontiguousarray(indices, dtype=np.int32)
+        data = np.ascontiguousarray(data, dtype=np.float64)
+        if indptr.ndim != 1 or len(indptr) < 1 or indptr[0] != 0:
+            raise CouplingsError("indptr must be a 1-D array starting at 0")
+        n = len(indptr) - 1
+        if np.any(np.diff(indptr) < 0):
+            raise CouplingsError("indptr must be non-decreasing")
+        if indices.shape != data.shape or indices.ndim != 1 or len(indices) != indptr[-1]:
+            raise CouplingsError(
+                f"CSR shapes disagree: indptr[-1]={int(indptr[-1])}, "
+                f"{len(indices)} indices, {len(data)} values"
+            )
+        _finite("J", data)
+        if len(indices) and (indices.min() < 0 or indices.max() >= n):
+            raise CouplingsError(f"column index out of range 0..{n - 1}")
+        rows = np.repeat(np.arange(n, dtype=np.int32), np.diff(indptr))
+        if np.any(rows == indices):
+            i = int(rows[rows == indices][0])
+            raise CouplingsError(f"J has a diagonal entry J[{i},{i}]; the diagonal must be zero")
+        for i in range(n):  # sorted, unique columns per row
+            seg = indices[indptr[i] : indptr[i + 1]]
+            if len(seg) > 1 and np.any(np.diff(seg) <= 0):
+                raise CouplingsError(f"row {i}: column indices must be sorted and unique")
+        # Symmetry: the transposed pattern and values must be identical.
+        key = rows.astype(np.int64) * n + indices
+        tkey = indices.astype(np.int64) * n + rows
+        order = np.argsort(tkey, kind="stable")
+        if not np.array_equal(tkey[order], key) or not np.array_equal(data[order], data):
+            mism = (
+                np.flatnonzero(data[order] != data)
+                if np.array_equal(tkey[order], key)
+                else np.flatnonzero(tkey[order] != key)
+            )
+            k = int(mism[0]) if len(mism) else 0
+            i, j = int(rows[k]), int(indices[k])
+            raise CouplingsError(f"J is not symmetric: J[{i},{j}] != J[{j},{i}]")
+        if h is None:
+            h = np.zeros(n)
+        h = np.ascontiguousarray(h, dtype=np.float64)
+        if h.shape != (n,):
+            raise CouplingsError(f"h must have shape ({n},), not {h.shape}")
+        _finite("h", h)
+        self._indptr, self._indices, self._data, self._h = indptr, indices, data, h
+        self._beta = _check_beta(beta)
+        if coloring is None:
+            coloring = greedy_coloring(indptr, indices)
+        self._coloring = self._validate_coloring(coloring)
+        if names is not None:
+            names = [str(x) for x in names]
+            if len(names) != n:
+                raise CouplingsError(f"{len(names)} names given for {n} nodes")
+            if len(set(names)) != n:
+                raise CouplingsError("node names must be unique")
+        self._names = names
+        if fixed_point is not None and not isinstance(fixed_point, FixedPointSpec):
+            raise TypeError(f"fixed_point must be a FixedPointSpec, not {type(fixed_point)}")
+        self._fixed_point = fixed_point
+        for a in (indptr, indices, data, h, self._coloring):
+            a.flags.writeable = False
+
+    def _validate_coloring(self, coloring) -> np.ndarray:
+        c = np.asarray(coloring)
+        if c.shape != (self.n,):
+            raise CouplingsError(f"coloring must have shape ({self.n},), not {c.shape}")
+        if self.n and not np.issubdtype(c.dtype, np.integer):
+            raise CouplingsError(f"coloring must hold integers, not {c.dtype}")
+        c = c.astype(np.int32)
+        if self.n:
+            if c.min() < 0:
+                raise CouplingsError("coloring has a negative colour")
+            used = np.unique(c)
+            if len(used) != c.max() + 1:
+                missing = sorted(set(range(int(c.max()) + 1)) - set(used.tolist()))
+                raise CouplingsError(f"coloring must use colours 0..C-1; missing {missing}")
+        rows = np.repeat(np.arange(self.n), np.diff(self._indptr))
+        clash = np.flatnonzero(c[rows] == c[self._indices])
+        if len(clash):
+            i, j = int(rows[clash[0]]), int(self._indices[clash[0]])
+            raise CouplingsError(
+                f"coloring is not proper: neighbours {i} and {j} both have colour {int(c[i])}"
+            )
+        return np.ascontiguousarray(c)
+
+    # -- constructors ------------------------------------------------------------------------
+    @classmethod
+    def from_dense(cls, J, h=None, beta: float = 1.0, **kw) -> Couplings:
+        """From a dense symmetric n x n matrix; zero entries are not edges."""
+        J = np.asarray(J, dtype=np.float64)
+        if J.ndim != 2 or J.shape[0] != J.shape[1]:
+            raise CouplingsError(f"J must be a square matrix, not shape {J.shape}")
+        _finite("J", J)
+        if np.any(np.diag(J) != 0):
+            i = int(np.flatnonzero(np.diag(J))[0])
+            raise CouplingsError(f"J has a non-zero diagonal: J[{i},{i}] = {J[i, i]}")
+        if not np.array_equal(J, J.T):
+            i, j = np.argwhere(J != J.T)[0]
+            raise CouplingsError(
+                f"J is not symmetric: J[{i},{j}] = {J[i, j]} but J[{j},{i}] = {J[j, i]}"
+            )
+        n = J.shape[0]
+        mask = J != 0
+        indptr = np.concatenate([[0], np.cumsum(mask.sum(axis=1))])
+        indices = np.nonzero(mask)[1]
+        return cls(indptr, indices, J[mask], h, beta, **kw)
+
+    @classmethod
+    def from_edges(
+        cls,
+        n: int,
+        edges: Iterable,
+        h=None,
+        beta: float = 1.0,
+        **kw,
+    ) -> Couplings:
+        """From ``(i, j, J_ij)`` triples (each undirected edge once; weight 0 keeps the edge).
+
+        An edge given twice, as (i, j) and (j, i), must carry the same weight.
+        """
+        n = int(n)
+        if n < 0:
+            raise CouplingsError(f"n must be >= 0, not {n}")
+        weights: dict[tuple[int, int], float] = {}
+        for e in edges:
+            try:
+                i, j, w = e
+            except (TypeError, ValueError):
+                raise CouplingsError(f"edge {e!r} is not an (i, j, weight) triple") from None
+            i, j, w = int(i), int(j), float(w)
+            if not (0 <= i < n and 0 <= j < n):
+                raise CouplingsError(f"edge ({i}, {j}) has a node outside 0..{n - 1}")
+            if i == j:
+                raise CouplingsError(f"edge ({i}, {i}) is a self-loop; the diagonal must be zero")
+            if not np.isfinite(w):
+                raise CouplingsError(f"edge ({i}, {j}) has a non-finite weight {w}")
+            key = (min(i, j), max(i, j))
+            if key in weights and weights[key] != w:
+                raise CouplingsError(
+                    f"J is not symmetric: edge {key} given twice with weights "
+                    f"{weights[key]} and {w}"
+                )
+            weights[key] = w
+        return cls._from_upper(n, weights, h, beta, **kw)
+
+    @classmethod
+    def _from_upper(cls, n, weights: dict, h, beta, **kw) -> Couplings:
+        if weights:
+            ij = np.array(list(weights.keys()), dtype=np.int64)
+            w = np.array(list(weights.values()), dtype=np.float64)
+        else:
+            ij = np.zeros((0, 2), dtype=np.int64)
+            w = np.zeros(0)
+        rows = np.concatenate([ij[:, 0], ij[:, 1]])
+        cols = np.concatenate([ij[:, 1], ij[:, 0]])
+        vals = np.concatenate([w, w])
+        order = np.lexsort((cols, rows))
+        rows, cols, vals = rows[order], cols[order], vals[order]
+        indptr = np.zeros(n + 1, dtype=np.int64)
+        np.add.at(indptr, rows + 1, 1)
+        return cls(np.cumsum(indptr), cols, vals, h, beta, **kw)
+
+    @classmethod
+    def from_networkx(cls, graph, weight: str = "weight", field: str = "h", beta=1.0, **kw):
+        """From a networkx graph: edge attribute ``weight`` (default 1), node attribute ``field``.
+
+        Nodes are ordered as ``list(graph.nodes)`` and keep their names (as strings).
+        """
+        nodes = list(graph.nodes)
+        index = {v: k for k, v in enumerate(nodes)}
+        edges = [(index[u], index[v], d.get(weight, 1.0)) for u, v, d in graph.edges(data=True)]
+        h = np.array([graph.nodes[v].get(field, 0.0) for v in nodes], dtype=np.float64)
+        kw.setdefault("names", [str(v) for v in nodes])
+        return cls.from_edges(len(nodes), edges, h=h, beta=beta, **kw)
+
+    @classmethod
+    def from_bqm(cls, bqm, beta: float = 1.0, **kw) -> Couplings:
+        """From a dimod BinaryQuadraticModel (SPIN or BINARY).
+
+        dimod's energy is E = sum_i a_i s_i + sum_{i<j} b_ij s_i s_j + offset, so J = -b, h = -a;
+        a BINARY model is converted to spins first (x = (1 + s) / 2). The constant offset does not
+        change the distribution and is dropped. Variables keep their labels as names; sortable
+        labels are sorted, so a BQM over 0..n-1 gives index i for variable i.
+        """
+        import dimod
+
+        spin = bqm.change_vartype(dimod.SPIN, inplace=False)
+        labels = list(spin.variables)
+        try:  # integer labels 0..n-1 map to indices 0..n-1; mixed labels keep dimod's order
+            labels = sorted(labels)
+        except TypeError:
+            pass
+        index = {v: k for k, v in enumerate(labels)}
+        h = np.array([-spin.linear[v] for v in labels], dtype=np.float64)
+        edges = [(index[u], index[v], -b) for (u, v), b in spin.quadratic.items()]
+        kw.setdefault("names", [str(v) for v in labels])
+        return cls.from_edges(len(labels), edges, h=h, beta=beta, **kw)
+
+    # -- views -------------------------------------------------------------------------------
+    @property
+    def n(self) -> int:
+        return len(self._indptr) - 1
+
+    @property
+    def indptr(self) -> np.ndarray:
+        return self._indptr
+
+    @property
+    def indices(self) -> np.ndarray:
+        return self._indices
+
+    @property
+    def data(self) -> np.ndarray:
+        return self._data
+
+    @property
+    def h(self) -> np.ndarray:
+        return self._h
+
+    @property
+    def beta(self) -> float:
+        return self._beta
+
+    @property
+    def coloring(self) -> np.ndarray:
+        return self._coloring
+
+    @property
+    def n_colors(self) -> int:
+        return int(self._coloring.max()) + 1 if self.n else 0
+
+    @property
+    def names(self) -> list[str] | None:
+        return None if self._names is None else list(self._names)
+
+    @property
+    def fixed_point(self) -> FixedPointSpec | None:
+        return self._fixed_point
+
+    @property
+    def nnz(self) -> int:
+        """Stored entries of J (each undirected edge counts twice)."""
+        return len(self._indices)
+
+    @property
+    def n_edges(self) -> int:
+        return self.nnz // 2
+
+    @property
+    def degrees(self) -> np.ndarray:
+        return np.diff(self._indptr)
+
+    def color_classes(self) -> list[np.ndarray]:
+        """Site indices of each colour, colours in order."""
+        return [np.flatnonzero(self._coloring == c) for c in range(self.n_colors)]
+
+    def edges(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Upper-triangle edge list (i < j), sorted by (i, j): (i, j, J_ij)."""
+        rows = np.repeat(np.arange(self.n, dtype=np.int64), self.degrees)
+        upper = rows < self._indices
+        return rows[upper], self._indices[upper].astype(np.int64), self._data[upper]
+
+    def to_dense(self) -> tuple[np.ndarray, np.ndarray]:
+        """(J, h) as a dense n x n matrix and a length-n vector (copies)."""
+        J = np.zeros((self.n, self.n))
+        rows = np.repeat(np.arange(self.n), self.degrees)
+        J[rows, self._indices] = self._data
+        return J, self._h.copy()
+
+    def to_scipy(self):
+        import scipy.sparse as sp
+
+        return sp.csr_matrix((self._data, self._indices, self._indptr), shape=(self.n, self.n))
+
+    def to_bqm(self):
+        """A SPIN dimod BQM with the same energy: linear = -h, quadratic = -J (beta not included)."""
+        import dimod
+
+        labels = self._names if self._names is not None else list(range(self.n))
+        i, j, w = self.edges()
+        return dimod.BinaryQuadraticModel(
+            {labels[k]: -self._h[k] for k in range(self.n)},
+            {(labels[a], labels[b]): -x for a, b, x in zip(i.tolist(), j.tolist(), w.tolist())},
+            0.0,
+            dimod.SPIN,
+        )
+
+    def to_networkx(self):
+        import networkx as nx
+
+        g = nx.Graph()
+        labels = self._names if self._names is not None else list(range(self.n))
+        for k, lab in enumerate(labels):
+            g.add_node(lab, h=float(self._h[k]))
+        i, j, w = self.edges()
+        for a, b, x in zip(i.tolist(), j.tolist(), w.tolist()):
+            g.add_edge(labels[a], labels[b], weight=x)
+        return g
+
+    def energy(self, spins) -> np.ndarray:
+        """E(s) = -(sum_{i<j} J_ij s_i s_j + sum_i h_i s_i) for one state (n,) or many (..., n)."""
+        s = np.asarray(spins, dtype=np.float64)
+        if s.shape[-1] != self.n:
+            raise CouplingsError(f"states have {s.shape[-1]} spins, model has {self.n}")
+        js = (self.to_scipy() @ s.reshape(-1, self.n).T).T.reshape(s.shape)
+        return -(0.5 * np.sum(s * js, axis=-1) + s @ self._h)
+
+    def local_fields(self, spins) -> np.ndarray:
+        """I = J s + h for one state (n,) or many (..., n)."""
+        s = np.asarray(spins, dtype=np.float64)
+        return (self.to_scipy() @ s.reshape(-1, self.n).T).T.reshape(s.shape) + self._h
+
+    # -- derived models ----------------------------------------------------------------------
+    def replace(self, **changes) -> Couplings:
+        """A copy with some of data/h/beta/coloring/names/fixed_point changed (topology kept)."""
+        allowed = {"data", "h", "beta", "coloring", "names", "fixed_point"}
+        unknown = set(changes) - allowed
+        if unknown:
+            raise TypeError(f"replace() got unknown fields {sorted(unknown)}")
+        kw = {
+            "data": self._data,
+            "h": self._h,
+            "beta": self._beta,
+            "coloring": self._coloring,
+            "names": self._names,
+            "fixed_point": self._fixed_point,
+        }
+        kw.update(changes)
+        return Couplings(self._indptr, self._indices, **kw)
+
+    def with_beta(self, beta: float) -> Couplings:
+        return self.replace(beta=beta)
+
+    # -- fixed point -------------------------------------------------------------------------
+    def quantized(self, spec: FixedPointSpec | None = None) -> QuantizedCouplings:
+        """The integer view hardware runs (see :mod:`pbitsim.fixedpoint`).
+
+        Uses ``spec``, else the couplings' own spec, else :meth:`FixedPointSpec.default`.
+        Raises :class:`~pbitsim.fixedpoint.FixedPointOverflowError` when a value does not fit.
+        """
+        spec = spec or self._fixed_point or FixedPointSpec.default()
+        names = self._names
+
+        def label(i, j):
+            if names is None:
+                return f"J[{i},{j}]"
+            return f"J[{names[i]},{names[j]}]"
+
+        return quantize_couplings(
+            self._indptr, self._indices, self._data, self._h, self._beta, spec, label
+        )
+
+    # -- fingerprints ------------------------------------------------------------------------
+    def topology_bytes(self) -> bytes:
+        """Canonical encoding of the graph: what a synthesised design depends on."""
+        return b"".join(
+            [
+                b"pbitsim-topology-v1\0",
+                struct.pack("<Q", self.n),
+                self._indptr.astype("<i8").tobytes(),
+                self._indices.astype("<i4").tobytes(),
+                self._coloring.astype("<i4").tobytes(),
+            ]
+        )
+
+    def values_bytes(self) -> bytes:
+        """Canonical encoding of what is streamed at run time: J data, h, beta, fixed-point spec."""
+        fp = self._fixed_point.canonical_bytes() if self._fixed_point else b""
+        return b"".join(
+            [
+                b"pbitsim-values-v1\0",
+                (self._data + 0.0).astype("<f8").tobytes(),  # + 0.0 maps -0.0 to 0.0
+                (self._h + 0.0).astype("<f8").tobytes(),
+                struct.pack("<d", self._beta),
+                struct.pack("<I", len(fp)),
+                fp,
+            ]
+        )
+
+    @cached_property
+    def topology_fingerprint(self) -> str:
+        return hashlib.sha256(self.topology_bytes()).hexdigest()
+
+    @cached_property
+    def values_fingerprint(self) -> str:
+        return hashlib.sha256(self.values_bytes()).hexdigest()
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """Fingerprint of topology and values together (hex SHA-256)."""
+        both = bytes.fromhex(self.topology_fingerprint) + bytes.fromhex(self.values_fingerprint)
+        return hashlib.sha256(b"pbitsim-couplings-v1\0" + both).hexdigest()
+
+    # -- files -------------------------------------------------------------------------------
+    def save(self, path) -> None:
+        """Write the versioned ``.pbit`` file (see ``docs/coupling-format.md``)."""
+        from pbitsim.fileformat import save_couplings
+
+        save_couplings(self, path)
+
+    # -- misc --------------------------------------------------------------------------------
+    def __eq__(self, other) -> bool:
+        if not isinstance(other, Couplings):
+            return NotImplemented
+        return self.fingerprint == other.fingerprint and self._names == other._names
+
+    def __hash__(self) -> int:
+        return hash(self.fingerprint)
+
+    def __repr__(self) -> str:
+        return (
+            f"Couplings(n={self.n}, edges={self.n_edges}, beta={self._beta:g}, "
+            f"colors={self.n_colors}, fingerprint={self.fingerprint[:12]})"
+        )

@@ -1,0 +1,110 @@
+"""Built-in example models, all returning :class:`~pbitsim.couplings.Couplings`.
+
+Deterministic for a given seed (numpy ``default_rng``), so tests, benchmarks and docs can name
+"the 128x128 lattice" or "the 3-regular graph with seed 0" and mean the same weights everywhere.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pbitsim.couplings import Couplings
+
+__all__ = [
+    "ferromagnet",
+    "ring",
+    "lattice_2d",
+    "random_regular",
+    "sherrington_kirkpatrick",
+    "spin_glass",
+    "rbm",
+]
+
+
+def ferromagnet(n: int, J: float = 1.0, h: float = 0.0, beta: float = 1.0) -> Couplings:
+    """Fully connected ferromagnet (Curie-Weiss) with uniform coupling J and field h."""
+    Jm = np.full((n, n), float(J))
+    np.fill_diagonal(Jm, 0.0)
+    return Couplings.from_dense(Jm, np.full(n, float(h)), beta)
+
+
+def ring(n: int, J: float = 1.0, h: float = 0.0, beta: float = 1.0) -> Couplings:
+    """1D periodic chain (n >= 3)."""
+    if n < 3:
+        raise ValueError(f"a ring needs n >= 3, not {n}")
+    edges = [(i, (i + 1) % n, J) for i in range(n)]
+    return Couplings.from_edges(n, edges, h=np.full(n, float(h)), beta=beta)
+
+
+def lattice_2d(
+    rows: int, cols: int | None = None, J: float = 1.0, h: float = 0.0, beta: float = 1.0,
+    periodic: bool = True,
+) -> Couplings:
+    """Square lattice; periodic lattices with even sides get the checkerboard 2-colouring."""
+    cols = rows if cols is None else cols
+    idx = np.arange(rows * cols).reshape(rows, cols)
+    edges = []
+    for r in range(rows):
+        for c in range(cols):
+            if c + 1 < cols or (periodic and cols > 2):
+                edges.append((idx[r, c], idx[r, (c + 1) % cols], J))
+            if r + 1 < rows or (periodic and rows > 2):
+                edges.append((idx[r, c], idx[(r + 1) % rows, c], J))
+    return Couplings.from_edges(rows * cols, edges, h=np.full(rows * cols, float(h)), beta=beta)
+
+
+def random_regular(
+    n: int, degree: int = 3, seed: int = 0, weights: str = "pm1", beta: float = 1.0
+) -> Couplings:
+    """Random d-regular graph (networkx, seeded) with +-1 (``"pm1"``) or Gaussian weights."""
+    import networkx as nx
+
+    g = nx.random_regular_graph(degree, n, seed=seed)
+    rng = np.random.default_rng(seed)
+    edges = sorted((min(u, v), max(u, v)) for u, v in g.edges())
+    w = _weights(rng, len(edges), weights)
+    return Couplings.from_edges(n, [(i, j, x) for (i, j), x in zip(edges, w)], beta=beta)
+
+
+def sherrington_kirkpatrick(n: int, seed: int = 0, beta: float = 1.0) -> Couplings:
+    """Dense SK spin glass: J_ij ~ N(0, 1/n)."""
+    rng = np.random.default_rng(seed)
+    upper = np.triu(rng.normal(0.0, 1.0 / np.sqrt(n), (n, n)), 1)
+    return Couplings.from_dense(upper + upper.T, beta=beta)
+
+
+def spin_glass(
+    n: int, p: float = 0.5, seed: int = 0, weights: str = "gauss", field: float = 0.0,
+    beta: float = 1.0,
+) -> Couplings:
+    """Erdos-Renyi spin glass: each pair coupled with probability p; optional random fields."""
+    rng = np.random.default_rng(seed)
+    iu = np.triu_indices(n, 1)
+    keep = rng.random(len(iu[0])) < p
+    w = _weights(rng, int(keep.sum()), weights)
+    h = rng.normal(0.0, field, n) if field else np.zeros(n)
+    edges = zip(iu[0][keep].tolist(), iu[1][keep].tolist(), w.tolist())
+    return Couplings.from_edges(n, edges, h=h, beta=beta)
+
+
+def rbm(
+    n_visible: int, n_hidden: int, seed: int = 0, scale: float = 0.5, field: float = 0.0,
+    beta: float = 1.0,
+) -> Couplings:
+    """Bipartite (RBM-shaped) model: visibles 0..nv-1, hiddens nv..; colouring visible/hidden."""
+    rng = np.random.default_rng(seed)
+    n = n_visible + n_hidden
+    W = rng.normal(0.0, scale, (n_visible, n_hidden))
+    edges = [(i, n_visible + j, W[i, j]) for i in range(n_visible) for j in range(n_hidden)]
+    h = rng.normal(0.0, field, n) if field else np.zeros(n)
+    coloring = np.r_[np.zeros(n_visible, int), np.ones(n_hidden, int)]
+    names = [f"v{i}" for i in range(n_visible)] + [f"h{j}" for j in range(n_hidden)]
+    return Couplings.from_edges(n, edges, h=h, beta=beta, coloring=coloring, names=names)
+
+
+def _weights(rng, m: int, kind: str) -> np.ndarray:
+    if kind == "pm1":
+        return rng.choice([-1.0, 1.0], size=m)
+    if kind == "gauss":
+        return rng.normal(0.0, 1.0, m)
+    raise ValueError(f"weights must be 'pm1' or 'gauss', not {kind!r}")
