@@ -134,6 +134,8 @@ class Couplings:
         if indptr.ndim != 1 or len(indptr) < 1 or indptr[0] != 0:
             raise CouplingsError("indptr must be a 1-D array starting at 0")
         n = len(indptr) - 1
+        if n < 1:
+            raise CouplingsError("a model needs at least one spin (n >= 1)")
         if np.any(np.diff(indptr) < 0):
             raise CouplingsError("indptr must be non-decreasing")
         if indices.shape != data.shape or indices.ndim != 1 or len(indices) != indptr[-1]:
@@ -248,8 +250,8 @@ class Couplings:
         An edge given twice, as (i, j) and (j, i), must carry the same weight.
         """
         n = int(n)
-        if n < 0:
-            raise CouplingsError(f"n must be >= 0, not {n}")
+        if n < 1:
+            raise CouplingsError(f"n must be >= 1, not {n}")
         weights: dict[tuple[int, int], float] = {}
         for e in edges:
             try:

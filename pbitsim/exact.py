@@ -17,8 +17,9 @@ __all__ = ["all_states", "state_index", "boltzmann", "exact_moments", "kl_diverg
 
 def _check_n(n: int) -> None:
     if n > MAX_EXACT_N:
-        raise ValueError(f"exact enumeration of {n} spins (2**{n} states) is too large "
-                         f"(limit {MAX_EXACT_N})")
+        raise ValueError(
+            f"exact enumeration of {n} spins (2**{n} states) is too large (limit {MAX_EXACT_N})"
+        )
 
 
 def all_states(n: int) -> np.ndarray:

@@ -37,7 +37,11 @@ def ring(n: int, J: float = 1.0, h: float = 0.0, beta: float = 1.0) -> Couplings
 
 
 def lattice_2d(
-    rows: int, cols: int | None = None, J: float = 1.0, h: float = 0.0, beta: float = 1.0,
+    rows: int,
+    cols: int | None = None,
+    J: float = 1.0,
+    h: float = 0.0,
+    beta: float = 1.0,
     periodic: bool = True,
 ) -> Couplings:
     """Square lattice; periodic lattices with even sides get the checkerboard 2-colouring."""
@@ -74,7 +78,11 @@ def sherrington_kirkpatrick(n: int, seed: int = 0, beta: float = 1.0) -> Couplin
 
 
 def spin_glass(
-    n: int, p: float = 0.5, seed: int = 0, weights: str = "gauss", field: float = 0.0,
+    n: int,
+    p: float = 0.5,
+    seed: int = 0,
+    weights: str = "gauss",
+    field: float = 0.0,
     beta: float = 1.0,
 ) -> Couplings:
     """Erdos-Renyi spin glass: each pair coupled with probability p; optional random fields."""
@@ -88,7 +96,11 @@ def spin_glass(
 
 
 def rbm(
-    n_visible: int, n_hidden: int, seed: int = 0, scale: float = 0.5, field: float = 0.0,
+    n_visible: int,
+    n_hidden: int,
+    seed: int = 0,
+    scale: float = 0.5,
+    field: float = 0.0,
     beta: float = 1.0,
 ) -> Couplings:
     """Bipartite (RBM-shaped) model: visibles 0..nv-1, hiddens nv..; colouring visible/hidden."""

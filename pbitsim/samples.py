@@ -172,7 +172,10 @@ def check_fingerprint(samples: Samples, couplings, allow_mismatch: bool = False)
     raise FingerprintMismatchError(
         f"samples were drawn from couplings {samples.fingerprint[:16]} but the model is "
         f"{couplings.fingerprint[:16]} ("
-        + ("same graph, different values: stale or retrained weights?" if same_graph else
-           "a different graph")
+        + (
+            "same graph, different values: stale or retrained weights?"
+            if same_graph
+            else "a different graph"
+        )
         + "); pass allow_mismatch=True only if this is intended"
     )

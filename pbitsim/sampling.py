@@ -34,8 +34,9 @@ class Runner(ABC):
     #: what one unit of ``sweeps`` means for this method (e.g. "sweep", "chromatic step", "cycle")
     step_unit = "sweep"
 
-    def __init__(self, couplings: Couplings, replicas: int = 1, seed: int | None = None,
-                 **options) -> None:
+    def __init__(
+        self, couplings: Couplings, replicas: int = 1, seed: int | None = None, **options
+    ) -> None:
         self.couplings = couplings
         self.replicas = int(replicas)
         self.seed = seed

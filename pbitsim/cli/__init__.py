@@ -14,10 +14,16 @@ import click
 
 # name -> (module, attribute, one-line help shown by `pbitsim --help`)
 SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
-    "info": ("pbitsim.cli.info", "info", "Describe a coupling file: size, degrees, colours, "
-             "fingerprints, quantisation error."),
-    "demo": ("pbitsim.cli.demo", "demo", "Sample a small built-in model and check it against "
-             "exact enumeration (no board needed)."),
+    "info": (
+        "pbitsim.cli.info",
+        "info",
+        "Describe a coupling file: size, degrees, colours, fingerprints, quantisation error.",
+    ),
+    "demo": (
+        "pbitsim.cli.demo",
+        "demo",
+        "Sample a small built-in model and check it against exact enumeration (no board needed).",
+    ),
 }
 
 

@@ -17,8 +17,11 @@ def describe(c, spec=None) -> list[tuple[str, str]]:
     rows = [
         ("spins", f"{c.n}"),
         ("edges", f"{c.n_edges}"),
-        ("degree min/mean/max", f"{deg.min() if c.n else 0} / {deg.mean() if c.n else 0:.2f} / "
-         f"{deg.max() if c.n else 0}"),
+        (
+            "degree min/mean/max",
+            f"{deg.min() if c.n else 0} / {deg.mean() if c.n else 0:.2f} / "
+            f"{deg.max() if c.n else 0}",
+        ),
         ("beta", f"{c.beta:g}"),
         ("|J| max", f"{np.abs(c.data).max() if c.nnz else 0:g}"),
         ("|h| max", f"{np.abs(c.h).max() if c.n else 0:g}"),
@@ -34,10 +37,15 @@ def describe(c, spec=None) -> list[tuple[str, str]]:
     label = f"fixed point ({spec.format_name}, {origin} spec)"
     try:
         rep = c.quantized(spec).report()
-        rows.append((label, f"max |err(beta J)| {rep['max_abs_error_beta_J']:.4g}, "
-                     f"rms {rep['rms_error_beta_J']:.4g}, max |err(beta h)| "
-                     f"{rep['max_abs_error_beta_h']:.4g}, input saturates: "
-                     f"{rep['input_saturates']}"))
+        rows.append(
+            (
+                label,
+                f"max |err(beta J)| {rep['max_abs_error_beta_J']:.4g}, "
+                f"rms {rep['rms_error_beta_J']:.4g}, max |err(beta h)| "
+                f"{rep['max_abs_error_beta_h']:.4g}, input saturates: "
+                f"{rep['input_saturates']}",
+            )
+        )
     except FixedPointOverflowError as e:
         rows.append((label, f"DOES NOT FIT: {e}"))
     return rows
@@ -45,8 +53,11 @@ def describe(c, spec=None) -> list[tuple[str, str]]:
 
 @click.command()
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
-@click.option("--published", is_flag=True,
-              help="Report quantisation for the published 6-bit s4.1 design instead.")
+@click.option(
+    "--published",
+    is_flag=True,
+    help="Report quantisation for the published 6-bit s4.1 design instead.",
+)
 def info(file: str, published: bool) -> None:
     """Describe the coupling FILE (.pbit): size, degree statistics, colouring, fingerprints and
     the quantisation error of its fixed-point view."""
