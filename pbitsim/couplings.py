@@ -2,7 +2,7 @@
 
 A :class:`Couplings` holds n spins, J as a sparse symmetric CSR matrix with zero diagonal, fields h,
 inverse temperature beta, a proper graph colouring, optional node names and an optional
-:class:`~pbitsim.fixedpoint.FixedPointSpec`. Conventions (``shared/reference/diagnostics-definitions``):
+:class:`~pbitsim.fixedpoint.FixedPointSpec`. Conventions (as in the diagnostics definitions):
 
     E(s) = -(sum_{i<j} J_ij s_i s_j + sum_i h_i s_i),   p(s) ~ exp(-beta E(s)),   s_i in {-1, +1}.
 
@@ -114,7 +114,8 @@ class Couplings:
     Raises
     ------
     CouplingsError
-        On asymmetric J, a non-zero diagonal, NaN/inf, wrong shapes, an invalid colouring, beta <= 0.
+        On asymmetric J, a non-zero diagonal, NaN/inf, wrong shapes, an invalid colouring or
+        beta <= 0.
     """
 
     def __init__(
@@ -230,7 +231,6 @@ class Couplings:
             raise CouplingsError(
                 f"J is not symmetric: J[{i},{j}] = {J[i, j]} but J[{j},{i}] = {J[j, i]}"
             )
-        n = J.shape[0]
         mask = J != 0
         indptr = np.concatenate([[0], np.cumsum(mask.sum(axis=1))])
         indices = np.nonzero(mask)[1]
@@ -404,7 +404,7 @@ class Couplings:
         return sp.csr_matrix((self._data, self._indices, self._indptr), shape=(self.n, self.n))
 
     def to_bqm(self):
-        """A SPIN dimod BQM with the same energy: linear = -h, quadratic = -J (beta not included)."""
+        """A SPIN dimod BQM with the same energy: linear = -h, quadratic = -J (beta not in it)."""
         import dimod
 
         labels = self._names if self._names is not None else list(range(self.n))

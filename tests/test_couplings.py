@@ -84,7 +84,7 @@ def test_bqm_energies_agree(m, vartype):
 
 
 def test_binary_bqm_conversion_is_right():
-    """x in {0,1}: E = -2 x0 x1 + x0  ->  s-form: x = (1+s)/2 gives J01 = 0.5, h0 = 0.0, h1 = 0.5."""
+    """x in {0,1}: E = -2 x0 x1 + x0; with x = (1+s)/2 that is J01 = 0.5, h0 = 0.0, h1 = 0.5."""
     bqm = dimod.BinaryQuadraticModel({0: 1.0, 1: 0.0}, {(0, 1): -2.0}, 0.0, dimod.BINARY)
     c = Couplings.from_bqm(bqm)
     J, h = c.to_dense()
