@@ -8,9 +8,10 @@ A p-bit array in hardware works on integers ("codes"). This module fixes, for ev
 * the input I_i = sum_j J_ij s_j + h_i is summed exactly in an ``acc_bits``-wide accumulator and
   then saturated symmetrically to ``input_bits`` (codes -M ... +M, M = 2**(input_bits-1) - 1);
 * the activation table T[k], k = |I code|, holds
-  round(2**rng_bits * (1 + tanh(beta * k / 2**frac)) / 2) capped at 2**rng_bits - 1, so that beta lives in the table and annealing reloads a table instead
-  of re-synthesising a design (``beta_in_table=True``); the published design instead folds beta into
-  J and h before quantisation (``beta_in_table=False``);
+  round(2**rng_bits * (1 + tanh(beta * k / 2**frac)) / 2) capped at 2**rng_bits - 1, so that
+  beta lives in the table and annealing reloads a table instead of re-synthesising a design
+  (``beta_in_table=True``); the published design instead folds beta into J and h before
+  quantisation (``beta_in_table=False``);
 * the comparator turns (I code, table entry, random number R) into the new spin (:func:`decide`).
 
 ``docs/coupling-format.md`` and ``docs/hardware-model.md`` describe the same rules in prose.
