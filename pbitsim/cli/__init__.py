@@ -24,6 +24,8 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
         "demo",
         "Sample a small built-in model and check it against exact enumeration (no board needed).",
     ),
+    "train": ("pbitsim.cli.train", "train", "Train an RBM on digits with any sampler, "
+              "watching Q, tau_int and the likelihood."),
 }
 
 
