@@ -93,4 +93,7 @@ def _load_builtin() -> None:
 
 
 # Modules whose import registers methods. Add a module here when it registers a new one.
-_BUILTIN_MODULES: list[str] = []
+_BUILTIN_MODULES: list[str] = [
+    "pbitsim.sim.hardware",
+    "pbitsim.sim.async_",
+]

@@ -1,0 +1,377 @@
+"""The per-p-bit pseudo-random generators of pbitsim's hardware, as software twins.
+
+Every p-bit in hardware owns one generator; at every edge of its own clock the p-bit compares the
+generator's current output with an activation-table entry and then the generator advances. This
+module defines those generators bit for bit, in two forms that must agree (a test checks it):
+
+* Numba functions on ``np.uint64`` (``xorshift64_next``, ``lfsr32_xnor_next`` and their
+  ``*_output``), callable from Python too, used by the cycle model's kernels;
+* small pure-Python classes (:class:`Xorshift64`, :class:`Lfsr32Xnor`) working on Python ints, the
+  obviously-correct reference and the twins of the gateware blocks of the same name.
+
+Generators
+----------
+``"xorshift64"`` (pbitsim's default)
+    Marsaglia's 64-bit xorshift with shifts (13, 7, 17)::
+
+        x ^= x << 13;  x ^= x >> 7;  x ^= x << 17      (all mod 2**64)
+
+    Output: the top ``rng_bits`` bits of the state, ``x >> (64 - rng_bits)``. Period 2**64 - 1 over
+    the non-zero states; 0 is the stuck state and is never used as a seed.
+``"lfsr32-xnor"`` (the published design)
+    32-bit Fibonacci LFSR, XNOR feedback, taps 32, 22, 2, 1 (bits numbered 32..1, bit 32 the MSB
+    = Python bit 31): ``fb = NOT(r32 ^ r22 ^ r2 ^ r1)``, ``r <- ((r << 1) | fb) mod 2**32``.
+    Output: the register as unsigned (``rng_bits = 32``; with fewer bits, the top ``rng_bits``).
+    All ones is the stuck state; zero is an ordinary state (followed by 1).
+
+Why xorshift64 with splitmix64 seeding
+--------------------------------------
+Any generator that makes one number per clock from its own state is a walk around a fixed cycle of
+states, so p-bits seeded differently run *shifted copies of one sequence*. With a 16- or 32-bit
+state the cycle is short (65,535 or ~4.3e9 numbers): over a run of L draws, two of n p-bits
+overlap (p-bit a reproduces p-bit b's numbers a fixed lag later, so their decisions are
+correlated) with probability about n**2 L / period, which is near 1 for n = 1,000 and L = 1e6 on
+a 32-bit generator and certain on a 16-bit one (``shared/toolchain.md``'s pitfall). With period
+2**64 - 1 and seeds spread over the whole cycle by a hash, that probability is about
+n**2 L / 2**64 ~ 5e-4 even for n = 1e3 p-bits and L = 1e10 draws each. splitmix64 (a bijective
+64-bit mixer) turns (master seed, p-bit index) into a seed that is effectively a uniformly random
+point of the cycle, so consecutive p-bits do not get nearby offsets. xorshift64 needs shifts and
+XORs only (no multiplier, no carry chain): 64 flip-flops and 155 two-input XORs per p-bit, or
+one 64-bit BRAM word per p-bit in a time-multiplexed engine. Like every F2-linear generator (the
+LFSR included) it fails tests aimed at linearity (binary rank, linear complexity); a p-bit only
+uses each number through one comparison with a table entry, for which uniformity and the absence of
+cross-correlation between p-bits and between a p-bit's consecutive numbers are what matter
+(``tests/test_rng.py`` checks them; the published LFSR fails the last one, see
+``docs/hardware-model.md``).
+
+Seeding (:func:`derive_seeds`)
+------------------------------
+Seed of p-bit i of replica r from master seed M: ``z = splitmix64(M, r * n + i)``, the
+``(r*n + i)``-th output (counting from 0) of Vigna's splitmix64 generator started at state M:
+``z = mix64(M + (r*n + i + 1) * 0x9E3779B97F4A7C15 mod 2**64)``. Replica 0 is what hardware loads.
+
+* xorshift64: seed = z, and z = 0 (one index in 2**64) is replaced by 0x9E3779B97F4A7C15.
+* lfsr32-xnor: seed = z >> 32, and the two values 0 and 0xFFFFFFFF are replaced by 0x00000001:
+  all ones would lock the register, and 0 confuses an event-driven simulation of the published RTL.
+"""
+
+from __future__ import annotations
+
+import numba as nb
+import numpy as np
+
+__all__ = [
+    "RNG_KINDS",
+    "XORSHIFT64",
+    "LFSR32_XNOR",
+    "rng_kind_code",
+    "xorshift64_next",
+    "xorshift64_output",
+    "lfsr32_xnor_next",
+    "lfsr32_xnor_output",
+    "rng_next",
+    "rng_output",
+    "rng_stream",
+    "splitmix64",
+    "splitmix64_next",
+    "uniform53",
+    "derive_seeds",
+    "check_seeds",
+    "Xorshift64",
+    "Lfsr32Xnor",
+    "make_generator",
+]
+
+XORSHIFT64 = "xorshift64"
+LFSR32_XNOR = "lfsr32-xnor"
+#: Generator kinds, in the order of their integer codes (used inside Numba kernels).
+RNG_KINDS = (XORSHIFT64, LFSR32_XNOR)
+
+MASK32 = 0xFFFF_FFFF
+MASK64 = 0xFFFF_FFFF_FFFF_FFFF
+GOLDEN64 = 0x9E37_79B9_7F4A_7C15
+_STATE_BITS = {XORSHIFT64: 64, LFSR32_XNOR: 32}
+_STUCK = {XORSHIFT64: 0, LFSR32_XNOR: MASK32}
+
+
+def rng_kind_code(kind: str) -> int:
+    """Integer code of a generator kind (its index in :data:`RNG_KINDS`)."""
+    if kind not in RNG_KINDS:
+        raise ValueError(f"unknown random number generator {kind!r}; choose one of {RNG_KINDS}")
+    return RNG_KINDS.index(kind)
+
+
+# --------------------------------------------------------------------------------------------
+# Numba versions (np.uint64 in, np.uint64 out). Explicit signatures, so that Python ints of any
+# size convert to uint64 when called from Python. Every constant is a np.uint64: Numba would
+# otherwise unify uint64 with int64 literals into float64 and silently lose bits.
+# --------------------------------------------------------------------------------------------
+
+_U1 = np.uint64(1)
+_U7 = np.uint64(7)
+_U13 = np.uint64(13)
+_U17 = np.uint64(17)
+_U32 = np.uint64(32)
+_U64 = np.uint64(64)
+_M32 = np.uint64(MASK32)
+
+
+@nb.njit("uint64(uint64)", cache=True)
+def xorshift64_next(state):
+    """Next xorshift64 (13, 7, 17) state."""
+    x = np.uint64(state)
+    x ^= x << _U13
+    x ^= x >> _U7
+    x ^= x << _U17
+    return x
+
+
+@nb.njit("uint64(uint64, int64)", cache=True)
+def xorshift64_output(state, rng_bits):
+    """Random number a p-bit compares: the top ``rng_bits`` (1..32) bits of the state."""
+    return np.uint64(state) >> (_U64 - np.uint64(rng_bits))
+
+
+@nb.njit("uint64(uint64)", cache=True)
+def lfsr32_xnor_next(state):
+    """Next state of the published 32-bit XNOR LFSR (taps 32, 22, 2, 1; shift left, fb -> bit 1)."""
+    r = np.uint64(state) & _M32
+    # Register bit k (1-based, as in the reference) is Python bit k - 1.
+    x = (r >> np.uint64(31)) ^ (r >> np.uint64(21)) ^ (r >> _U1) ^ r
+    fb = (x & _U1) ^ _U1  # XNOR = NOT(XOR)
+    return ((r << _U1) | fb) & _M32
+
+
+@nb.njit("uint64(uint64, int64)", cache=True)
+def lfsr32_xnor_output(state, rng_bits):
+    """Random number a p-bit compares: the top ``rng_bits`` (1..32) bits of the 32-bit register."""
+    return (np.uint64(state) & _M32) >> (_U32 - np.uint64(rng_bits))
+
+
+@nb.njit("uint64(int64, uint64)", cache=True)
+def rng_next(kind, state):
+    """Advance a generator of kind code ``kind`` (see :func:`rng_kind_code`)."""
+    if kind == 0:
+        return xorshift64_next(state)
+    return lfsr32_xnor_next(state)
+
+
+@nb.njit("uint64(int64, uint64, int64)", cache=True)
+def rng_output(kind, state, rng_bits):
+    """Output of a generator of kind code ``kind`` in its current state."""
+    if kind == 0:
+        return xorshift64_output(state, rng_bits)
+    return lfsr32_xnor_output(state, rng_bits)
+
+
+@nb.njit(cache=True)
+def _stream(kind, seeds, count, rng_bits, out):
+    for i in range(seeds.shape[0]):
+        s = seeds[i]
+        for t in range(count):
+            out[i, t] = rng_output(kind, s, rng_bits)
+            s = rng_next(kind, s)
+
+
+def rng_stream(kind: str, seeds, count: int, rng_bits: int) -> np.ndarray:
+    """The first ``count`` outputs of each generator (output, then advance).
+
+    ``seeds`` is one seed or a 1-D array of them. Returns uint64 (len(seeds), count), or (count,)
+    for a scalar seed.
+    """
+    code = rng_kind_code(kind)
+    s = np.atleast_1d(np.asarray(seeds, dtype=np.uint64))
+    if not 1 <= rng_bits <= 32:
+        raise ValueError(f"rng_bits must be in 1..32, not {rng_bits}")
+    out = np.empty((s.shape[0], int(count)), dtype=np.uint64)
+    _stream(code, s, int(count), int(rng_bits), out)
+    return out[0] if np.ndim(seeds) == 0 else out
+
+
+@nb.njit("uint64(uint64)", cache=True)
+def _mix64(z):
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+@nb.njit("UniTuple(uint64, 2)(uint64)", cache=True)
+def splitmix64_next(state):
+    """One step of Vigna's splitmix64: (new state, output). For software-only random streams."""
+    s = np.uint64(state) + np.uint64(GOLDEN64)
+    return s, _mix64(s)
+
+
+@nb.njit("float64(uint64)", cache=True)
+def uniform53(z):
+    """A float64 uniform on [0, 1) from the top 53 bits of a 64-bit random number."""
+    return np.float64(np.uint64(z) >> np.uint64(11)) * (1.0 / 9007199254740992.0)
+
+
+def splitmix64(master: int, index: int) -> int:
+    """Output number ``index`` (from 0) of splitmix64 started at state ``master`` (Python ints)."""
+    z = (int(master) + (int(index) + 1) * GOLDEN64) & MASK64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & MASK64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK64
+    return z ^ (z >> 31)
+
+
+def derive_seeds(master: int, n: int, kind: str = XORSHIFT64, replicas: int | None = None):
+    """Per-p-bit seeds from one master seed (see the module docstring for the exact rule).
+
+    Parameters
+    ----------
+    master : int
+        Master seed, 0 <= master < 2**64.
+    n : int
+        Number of p-bits.
+    kind : {"xorshift64", "lfsr32-xnor"}
+    replicas : int, optional
+        When given, seeds for that many independent copies, shape (replicas, n); else shape (n,)
+        (= replica 0).
+
+    Returns
+    -------
+    np.ndarray of uint64
+    """
+    rng_kind_code(kind)
+    master = int(master)
+    if not 0 <= master <= MASK64:
+        raise ValueError(f"master seed must be in 0..2**64-1, not {master}")
+    r = 1 if replicas is None else int(replicas)
+    idx = np.arange(r * int(n), dtype=np.uint64)
+    with np.errstate(over="ignore"):  # uint64 arithmetic wraps mod 2**64 on purpose
+        z = np.uint64(master) + (idx + np.uint64(1)) * np.uint64(GOLDEN64)
+        z = _mix64_np(z)
+    if kind == XORSHIFT64:
+        z[z == 0] = np.uint64(GOLDEN64)
+    else:
+        z >>= np.uint64(32)
+        z[(z == 0) | (z == MASK32)] = np.uint64(1)
+    return z.reshape(r, int(n)) if replicas is not None else z
+
+
+def _mix64_np(z: np.ndarray) -> np.ndarray:
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+def check_seeds(seeds, kind: str) -> np.ndarray:
+    """Validate explicit seeds: integers in the state range, none in the stuck state.
+
+    Returns them as uint64 (same shape). Raises ValueError naming the first bad p-bit.
+    """
+    rng_kind_code(kind)
+    arr = np.asarray(seeds, dtype=object)
+    flat = arr.ravel().tolist()
+    bits = _STATE_BITS[kind]
+    for k, s in enumerate(flat):
+        if isinstance(s, bool) or not isinstance(s, int | np.integer):
+            raise TypeError(f"seed {k} must be an integer, not {s!r}")
+        s = int(s)
+        if not 0 <= s < (1 << bits):
+            raise ValueError(f"seed {k} = {s:#x} is outside the {bits}-bit state of {kind}")
+        if s == _STUCK[kind]:
+            raise ValueError(
+                f"seed {k} = {s:#x} is the stuck state of {kind}: that p-bit's random number "
+                f"would never change"
+            )
+    return np.array([int(s) for s in flat], dtype=np.uint64).reshape(arr.shape)
+
+
+# --------------------------------------------------------------------------------------------
+# Pure-Python twins (Python ints): the reference the Numba versions and the RTL are checked
+# against. Names match the gateware blocks.
+# --------------------------------------------------------------------------------------------
+
+
+class Xorshift64:
+    """xorshift64 (13, 7, 17) register, software twin of the gateware block of the same name.
+
+    Parameters
+    ----------
+    seed : int
+        Initial state (the register before the first edge), 0 <= seed < 2**64. Zero is the stuck
+        state; it is allowed here (a register can hold it) but never produced by
+        :func:`derive_seeds`.
+
+    Attributes
+    ----------
+    state : int
+    """
+
+    kind = XORSHIFT64
+    state_bits = 64
+
+    def __init__(self, seed: int) -> None:
+        seed = int(seed)
+        if not 0 <= seed <= MASK64:
+            raise ValueError(f"xorshift64 seed must be in 0..2**64-1, not {seed}")
+        self.state = seed
+
+    def output(self, rng_bits: int = 16) -> int:
+        """The number compared at the next edge: the top ``rng_bits`` bits of the state."""
+        return self.state >> (64 - rng_bits)
+
+    def step(self) -> None:
+        """One clock edge."""
+        x = self.state
+        x ^= (x << 13) & MASK64
+        x ^= x >> 7
+        x ^= (x << 17) & MASK64
+        self.state = x
+
+    def take(self, count: int, rng_bits: int = 16) -> list[int]:
+        """Outputs at the next ``count`` edges (output as it stands before each edge)."""
+        out = []
+        for _ in range(count):
+            out.append(self.output(rng_bits))
+            self.step()
+        return out
+
+
+class Lfsr32Xnor:
+    """The published 32-bit Fibonacci XNOR LFSR, software twin of the gateware block.
+
+    Bits are numbered 32..1 (bit 32 = MSB). Each edge: ``fb = NOT(r32 ^ r22 ^ r2 ^ r1)``,
+    ``r <- {r31..r1, fb}``. All ones is the stuck state (allowed here, refused as a seed by the
+    cycle model); zero is an ordinary state.
+
+    Attributes
+    ----------
+    state : int
+    """
+
+    kind = LFSR32_XNOR
+    state_bits = 32
+
+    def __init__(self, seed: int) -> None:
+        seed = int(seed)
+        if not 0 <= seed <= MASK32:
+            raise ValueError(f"lfsr32-xnor seed must be in 0..2**32-1, not {seed}")
+        self.state = seed
+
+    def bit(self, k: int) -> int:
+        """Register bit k, 1-based as in the reference (bit 32 = MSB)."""
+        return (self.state >> (k - 1)) & 1
+
+    def output(self, rng_bits: int = 32) -> int:
+        return self.state >> (32 - rng_bits)
+
+    def step(self) -> None:
+        fb = 1 - (self.bit(32) ^ self.bit(22) ^ self.bit(2) ^ self.bit(1))
+        self.state = ((self.state << 1) & MASK32) | fb
+
+    def take(self, count: int, rng_bits: int = 32) -> list[int]:
+        out = []
+        for _ in range(count):
+            out.append(self.output(rng_bits))
+            self.step()
+        return out
+
+
+def make_generator(kind: str, seed: int) -> Xorshift64 | Lfsr32Xnor:
+    """The pure-Python generator of ``kind`` started at ``seed``."""
+    rng_kind_code(kind)
+    return Xorshift64(seed) if kind == XORSHIFT64 else Lfsr32Xnor(seed)
