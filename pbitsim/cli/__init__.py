@@ -26,6 +26,11 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     ),
     "train": ("pbitsim.cli.train", "train", "Train an RBM on digits with any sampler, "
               "watching Q, tau_int and the likelihood."),
+    "diagnose": (
+        "pbitsim.cli.diagnose",
+        "diagnose",
+        "Diagnose samples: tau_int/ESS, Q, parallel-tempering ladder health; PNG report.",
+    ),
 }
 
 

@@ -1,0 +1,240 @@
+"""Exact transition matrices of pbitsim's p-bit kernels on small models (n <~ 14).
+
+States are indexed as in :mod:`pbitsim.exact` (bit i of the index = spin i). ``P[x, y]`` is the
+probability to go from x to y in one kernel step (row-stochastic; distributions are row vectors,
+``p P = p``). A p-bit (heat-bath) update of site i sets s_i = +1 with probability
+(1 + tanh(beta I_i)) / 2, I_i = sum_j J_ij s_j + h_i. One step is (diagnostics-definitions):
+
+* ``"random-scan"``: one update at a uniformly chosen site, P = (1/n) sum_i K_i;
+* ``"sequential"``: n updates in a fixed order (default 0..n-1), P = K_{o_1} K_{o_2} ... K_{o_n};
+* ``"chromatic"``: every colour class updated at once, classes in order 0..C-1,
+  P = B_0 B_1 ... B_{C-1}. A class is an independent set (the colouring is proper), so no site's
+  field depends on another site of its class, and the simultaneous class update B_c equals the
+  product of its sites' single-site matrices (in any order).
+
+Random-scan P is sparse (n + 1 entries a row); a sweep reaches every state, so sequential and
+chromatic P are dense and are built densely by applying the single-site updates to an identity.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.sparse.linalg import LinearOperator
+
+from pbitsim.couplings import Couplings
+from pbitsim.exact import all_states
+
+__all__ = [
+    "KERNELS",
+    "MAX_SPECTRA_N",
+    "site_update_matrix",
+    "color_class_update_matrix",
+    "transition_matrix",
+    "transition_operator",
+    "kernel_sites",
+]
+
+KERNELS = ("random-scan", "sequential", "chromatic")
+
+#: Largest model the exact routines accept (2**16 states: sparse random-scan only at that size).
+MAX_SPECTRA_N = 16
+
+#: Above this many states a sweep kernel is not built densely (2**12 states = 128 MiB).
+DENSE_LIMIT = 1 << 12
+
+
+def _check(c: Couplings, kernel: str) -> None:
+    if not isinstance(c, Couplings):
+        raise TypeError(f"expected Couplings, not {type(c).__name__}")
+    if kernel not in KERNELS:
+        raise ValueError(f"kernel must be one of {KERNELS}, not {kernel!r}")
+    if c.n < 1:
+        raise ValueError("the model has no spins")
+    if c.n > MAX_SPECTRA_N:
+        raise ValueError(
+            f"exact transition matrices need n <= {MAX_SPECTRA_N} (2**n states); model has "
+            f"n = {c.n}"
+        )
+
+
+def _p_up(c: Couplings, beta: float | None) -> np.ndarray:
+    """Probability that site i is set to +1, for every state: (2**n, n)."""
+    b = c.beta if beta is None else float(beta)
+    fields = c.local_fields(all_states(c.n))
+    return 0.5 * (1.0 + np.tanh(b * fields))
+
+
+def _site_csr(p_up_i: np.ndarray, i: int, N: int) -> sp.csr_matrix:
+    x = np.arange(N, dtype=np.int64)
+    down, up = x & ~(1 << i), x | (1 << i)
+    indices = np.stack([down, up], axis=1).ravel()
+    data = np.stack([1.0 - p_up_i, p_up_i], axis=1).ravel()
+    indptr = np.arange(0, 2 * N + 1, 2, dtype=np.int64)
+    return sp.csr_matrix((data, indices, indptr), shape=(N, N))
+
+
+def site_update_matrix(c: Couplings, i: int, *, beta: float | None = None) -> sp.csr_matrix:
+    """K_i: one p-bit update of site i (2 entries a row), at the model's beta unless given."""
+    _check(c, "random-scan")
+    if not 0 <= int(i) < c.n:
+        raise ValueError(f"site {i} out of range 0..{c.n - 1}")
+    return _site_csr(_p_up(c, beta)[:, int(i)], int(i), 1 << c.n)
+
+
+def _check_independent(c: Couplings, sites: np.ndarray) -> None:
+    inside = np.zeros(c.n, bool)
+    inside[sites] = True
+    for i in sites:
+        nb = c.indices[c.indptr[i] : c.indptr[i + 1]]
+        if inside[nb].any():
+            j = int(nb[inside[nb]][0])
+            raise ValueError(
+                f"sites {int(i)} and {j} are coupled: a simultaneous update of both is not a "
+                f"product of single-site updates (the colour class must be an independent set)"
+            )
+
+
+def color_class_update_matrix(
+    c: Couplings, sites: Sequence[int], *, beta: float | None = None
+) -> sp.csr_matrix:
+    """B: all ``sites`` (an independent set) updated at once; 2**len(sites) entries a row."""
+    _check(c, "chromatic")
+    sites = np.asarray(sites, dtype=np.int64)
+    _check_independent(c, sites)
+    pu = _p_up(c, beta)
+    N = 1 << c.n
+    out = sp.identity(N, format="csr")
+    for i in sites:
+        out = out @ _site_csr(pu[:, i], int(i), N)
+    return out.tocsr()
+
+
+def kernel_sites(c: Couplings, kernel: str, order: Sequence[int] | None = None) -> list:
+    """The update schedule of one step: a list of site groups applied left to right.
+
+    For ``"random-scan"`` the groups are the n alternatives (averaged, not composed).
+    """
+    _check(c, kernel)
+    if kernel == "chromatic":
+        if order is not None:
+            raise ValueError("order= applies to the sequential kernel only")
+        return [np.asarray(s, dtype=np.int64) for s in c.color_classes()]
+    if order is None:
+        order = range(c.n)
+    order = [int(i) for i in order]
+    if kernel == "sequential" and sorted(order) != list(range(c.n)):
+        raise ValueError(f"order must be a permutation of 0..{c.n - 1}, not {order}")
+    return [np.array([i]) for i in order]
+
+
+def _apply_right(M: np.ndarray, pu_i: np.ndarray, i: int) -> np.ndarray:
+    """M @ K_i for dense M (..., N): column y collects the mass of y and y ^ bit, times q(y)."""
+    b = 1 << i
+    x = np.arange(M.shape[-1])
+    up = (x & b) != 0
+    pair = M + M[..., x ^ b]
+    return pair * np.where(up, pu_i, 1.0 - pu_i)
+
+
+def _apply_left(f: np.ndarray, pu_i: np.ndarray, i: int) -> np.ndarray:
+    """K_i @ f for f (N, ...): (K_i f)(x) = q_up(x) f(x | bit) + (1 - q_up(x)) f(x & ~bit)."""
+    b = 1 << i
+    x = np.arange(f.shape[0])
+    w = pu_i.reshape((-1,) + (1,) * (f.ndim - 1))
+    return w * f[x | b] + (1.0 - w) * f[x & ~b]
+
+
+def transition_matrix(
+    c: Couplings,
+    kernel: str = "random-scan",
+    *,
+    beta: float | None = None,
+    order: Sequence[int] | None = None,
+    sparse: bool | None = None,
+) -> np.ndarray | sp.csr_matrix:
+    """One-step transition matrix P of an exact kernel.
+
+    Parameters
+    ----------
+    c : Couplings
+    kernel : {"random-scan", "sequential", "chromatic"}
+    beta : float, optional
+        Inverse temperature of the p-bit updates (default: the model's).
+    order : sequence of int, optional
+        Site order of the sequential sweep (default 0..n-1).
+    sparse : bool, optional
+        Return a ``scipy.sparse.csr_matrix`` (True) or a dense ndarray (False). Default: sparse for
+        random-scan, dense for the sweep kernels (which are dense anyway).
+
+    Returns
+    -------
+    scipy.sparse.csr_matrix or np.ndarray
+        Row-stochastic (2**n, 2**n) matrix, rows = from-state.
+    """
+    groups = kernel_sites(c, kernel, order)
+    pu = _p_up(c, beta)
+    N = 1 << c.n
+    if sparse is None:
+        sparse = kernel == "random-scan"
+    if kernel == "random-scan":
+        P = sum(_site_csr(pu[:, i], i, N) for i in range(c.n)) / c.n
+        return P.tocsr() if sparse else P.toarray()
+    if not sparse:
+        if N > DENSE_LIMIT * 4:
+            raise ValueError(f"a dense {N} x {N} matrix is too large; use transition_operator")
+        M = np.eye(N)
+        for g in groups:
+            for i in g:
+                M = _apply_right(M, pu[:, i], int(i))
+        return M
+    out = sp.identity(N, format="csr")
+    for g in groups:
+        for i in g:
+            out = out @ _site_csr(pu[:, i], int(i), N)
+    return out.tocsr()
+
+
+def transition_operator(
+    c: Couplings,
+    kernel: str = "random-scan",
+    *,
+    beta: float | None = None,
+    order: Sequence[int] | None = None,
+) -> LinearOperator:
+    """P as a ``LinearOperator`` (never formed): ``matvec`` is P f, ``rmatvec`` is P^T mu.
+
+    Costs O(n 2**n) per product, for models too large for :func:`transition_matrix`.
+    """
+    groups = kernel_sites(c, kernel, order)
+    pu = _p_up(c, beta)
+    N = 1 << c.n
+    sites = [int(i) for g in groups for i in g]
+
+    if kernel == "random-scan":
+
+        def matvec(f):
+            f = np.asarray(f, dtype=np.float64)
+            return sum(_apply_left(f, pu[:, i], i) for i in sites) / c.n
+
+        def rmatvec(mu):
+            mu = np.asarray(mu, dtype=np.float64)
+            return sum(_apply_right(mu.T, pu[:, i], i).T for i in sites) / c.n
+
+    else:
+
+        def matvec(f):
+            f = np.asarray(f, dtype=np.float64)
+            for i in reversed(sites):  # P f = K_1 (K_2 (... K_n f))
+                f = _apply_left(f, pu[:, i], i)
+            return f
+
+        def rmatvec(mu):
+            mu = np.asarray(mu, dtype=np.float64).T
+            for i in sites:  # mu P = ((mu K_1) K_2) ...
+                mu = _apply_right(mu, pu[:, i], i)
+            return mu.T
+
+    return LinearOperator((N, N), matvec=matvec, rmatvec=rmatvec, matmat=matvec, dtype=np.float64)
