@@ -1,8 +1,8 @@
 """Training Boltzmann machines by persistent contrastive divergence, with Q watched as it trains.
 
 The sampler is a parameter: anything with the :class:`ChainSampler` interface — advance R persistent
-chains for a number of steps under the current couplings — can train the model. :class:`RunnerSampler`
-adapts every registered sampling method (chromatic = block Gibbs on the RBM's bipartite graph,
+chains for a number of steps under the current couplings — can train the model.
+:class:`RunnerSampler` adapts every registered sampling method (chromatic = block Gibbs on the RBM's bipartite graph,
 ``async``, ``hardware`` with quantised weights, a board's runner later) to it, so a new sampler
 plugs in without this module knowing its name.
 
