@@ -15,7 +15,9 @@ import click
               "log-likelihood every epoch; more: pseudo-likelihood).")
 @click.option("--epochs", default=15, show_default=True)
 @click.option("--batch-size", default=100, show_default=True)
-@click.option("--lr", default=0.05, show_default=True, help="Learning rate.")
+@click.option("--lr", default=0.1, show_default=True, help="Initial learning rate (decays "
+              "geometrically to --lr-final).")
+@click.option("--lr-final", default=0.005, show_default=True)
 @click.option("--chains", default=64, show_default=True, help="Persistent chains (R of Q).")
 @click.option("-k", "--steps", "k", default=5, show_default=True,
               help="Sampler steps per gradient step (M of Q(M)).")
@@ -26,7 +28,8 @@ import click
 @click.option("--out", default="pbitsim-train", show_default=True, type=click.Path(),
               help="Directory for checkpoints, history.json and the PNG figures.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a tty).")
-def train(data_spec, hidden, epochs, batch_size, lr, chains, k, sampler, seed, out, progress):
+def train(data_spec, hidden, epochs, batch_size, lr, lr_final, chains, k, sampler, seed, out,
+          progress):
     """Train a restricted Boltzmann machine by persistent contrastive divergence with any pbitsim
     sampler, recording per epoch the log-likelihood, Q (gradient SNR, bias-corrected, with error
     bar) and tau_int of the gradient observables. Writes checkpoints, history.json, samples.png
@@ -40,7 +43,8 @@ def train(data_spec, hidden, epochs, batch_size, lr, chains, k, sampler, seed, o
                                  param_hint="--sampler")
     data = load_data(data_spec)
     model = RBM.init(data.shape[1], hidden, seed=seed, data=data)
-    config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, chains=chains, k=k,
+    config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, lr_final=lr_final,
+                         chains=chains, k=k,
                          seed=seed)
     out = Path(out)
     click.echo(f"training RBM {data.shape[1]}x{hidden} on {len(data)} examples with the "
