@@ -19,6 +19,7 @@ from pbitsim.samples import (  # noqa: E402
     check_fingerprint,
     load_samples,
 )
+from pbitsim.sampling import methods, sample  # noqa: E402
 
 __all__ = [
     "__version__",
@@ -34,4 +35,6 @@ __all__ = [
     "greedy_coloring",
     "load",
     "load_samples",
+    "methods",
+    "sample",
 ]

@@ -11,7 +11,14 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["Samples", "load_samples", "FingerprintMismatchError", "check_fingerprint"]
+__all__ = [
+    "Samples",
+    "load_samples",
+    "FingerprintMismatchError",
+    "check_fingerprint",
+    "info_path",
+    "write_metadata",
+]
 
 SAMPLES_FORMAT_VERSION = 1
 
@@ -76,7 +83,15 @@ class Samples:
         """All draws of all replicas stacked: (replicas * draws, n)."""
         return np.asarray(self.spins).reshape(-1, self.n)
 
-    def metadata(self) -> dict:
+    def metadata(self, base: Path | None = None) -> dict:
+        """The JSON metadata. With ``base``, per-draw info arrays (numpy, 2 or more dimensions,
+        e.g. ``energies``) are referenced as ``{"npy": file}`` files beside it (see
+        :func:`info_path`) instead of being written inline."""
+        info = {
+            k: {"npy": info_path(base, k).name} if base is not None and _per_draw(v)
+            else _jsonable(v)
+            for k, v in self.info.items()
+        }
         return {
             "format_version": SAMPLES_FORMAT_VERSION,
             "fingerprint": self.fingerprint,
@@ -84,19 +99,23 @@ class Samples:
             "method": self.method,
             "seed": self.seed,
             "settings": self.settings,
-            "info": {k: _jsonable(v) for k, v in self.info.items()},
+            "info": info,
             "shape": list(self.spins.shape),
         }
 
     def save(self, path) -> Path:
-        """Write ``PATH.npy`` (spins) and ``PATH.json`` (metadata); returns the .npy path.
+        """Write ``PATH.npy`` (spins), ``PATH.KEY.npy`` (per-draw info arrays) and ``PATH.json``
+        (metadata); returns the .npy path.
 
-        Long runs stream straight into the ``.npy`` (see :func:`pbitsim.sample` ``out=``); this
-        writes both files for samples held in memory.
+        Long runs stream straight into these files (see :func:`pbitsim.sample` ``out=``); this
+        writes them for samples held in memory.
         """
         base = _base(path)
         np.save(base.with_suffix(".npy"), np.asarray(self.spins))
-        write_metadata(base, self.metadata())
+        for k, v in self.info.items():
+            if _per_draw(v):
+                np.save(info_path(base, k), np.asarray(v))
+        write_metadata(base, self.metadata(base))
         return base.with_suffix(".npy")
 
     def __repr__(self) -> str:
@@ -109,6 +128,15 @@ class Samples:
 def _base(path) -> Path:
     p = Path(path)
     return p.with_suffix("") if p.suffix in (".npy", ".json") else p
+
+
+def info_path(base: Path, key: str) -> Path:
+    """Where a per-draw info array of the samples at ``base`` lives: ``BASE.KEY.npy``."""
+    return base.with_name(f"{base.name}.{key}.npy")
+
+
+def _per_draw(v) -> bool:
+    return isinstance(v, np.ndarray) and v.ndim >= 2
 
 
 def _jsonable(v):
@@ -145,6 +173,11 @@ def load_samples(path, mmap: bool = True) -> Samples:
             f"{base}.npy has shape {spins.shape} but its metadata says {meta['shape']}: the run "
             f"was interrupted or the files do not belong together"
         )
+    info = {
+        k: np.load(base.parent / v["npy"], mmap_mode="r" if mmap else None)
+        if isinstance(v, dict) and list(v) == ["npy"] else v
+        for k, v in meta.get("info", {}).items()
+    }
     return Samples(
         spins=spins,
         fingerprint=meta["fingerprint"],
@@ -152,7 +185,7 @@ def load_samples(path, mmap: bool = True) -> Samples:
         method=meta["method"],
         seed=meta.get("seed"),
         settings=meta.get("settings", {}),
-        info=meta.get("info", {}),
+        info=info,
     )
 
 

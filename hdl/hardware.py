@@ -1,0 +1,620 @@
+"""The p-bit array in gateware: twin of the cycle model :mod:`pbitsim.sim.hardware`.
+
+:class:`PbitArray` is built for one topology (graph, colouring: a :class:`~pbitsim.couplings.
+Couplings`) and one :class:`~pbitsim.sim.hardware.HardwareDesign`; everything else (J and h codes,
+the activation table, generator seeds, spins) is written at run time through a small register
+port whose layout :class:`AddressMap` defines (``docs/hardware.md`` has the table). Whenever
+``running`` is high, one clock edge is one cycle of :func:`pbitsim.sim.hardware.simulate_cycles`:
+colour ``color`` updates, colours in order.
+
+Why the activation table can live in block RAM without a pipeline bubble
+------------------------------------------------------------------------
+Block RAM reads are synchronous, but a p-bit must decide at the edge that ends its cycle from the
+spins at the start of that cycle. Those spins are the *next-state* values (the D inputs of the
+spin registers) one cycle earlier. So every p-bit sums its neighbours' ``spin_next`` and presents
+``|I|`` to the table one cycle ahead; the table answers just in time, and the comparator decides.
+This is exactly the model's read latency 0 (``read_latency = 0``), not an approximation.
+
+Why the table is shared
+-----------------------
+Only one colour decides per cycle, so p-bits of different colours never need the table at the same
+time. P-bits are dealt into *lanes*: lane k holds the k-th p-bit of every colour (colours sorted
+by index). A lane owns one table read port whose address is multiplexed by the colour about to
+run. An array needs max(colour class size) read ports instead of n.
+"""
+
+from __future__ import annotations
+
+import enum
+
+import numpy as np
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from pbitsim.couplings import Couplings
+from pbitsim.rng import derive_seeds, rng_kind_code
+from pbitsim.sim.hardware import HardwareDesign
+
+from .fixedpoint import ActivationTable, Comparator, InputAccumulator, sum_width
+from .rng import generator_for
+
+__all__ = [
+    "Region",
+    "Register",
+    "MAGIC",
+    "VERSION",
+    "AddressMap",
+    "Pbit",
+    "PbitArray",
+    "topology_id",
+]
+
+MAGIC = 0x50424954  # "PBIT"
+VERSION = 1
+REGION_BITS = 3
+DATA_BITS = 32
+
+
+class Region(enum.IntEnum):
+    """Top ``REGION_BITS`` bits of a register-port address."""
+
+    REG = 0
+    BIAS = 1
+    J = 2
+    TABLE = 3
+    SEED = 4
+    SPIN = 5
+
+
+class Register(enum.IntEnum):
+    """Registers of region ``REG``."""
+
+    ID = 0
+    VERSION = 1
+    TOPOLOGY_LO = 2
+    TOPOLOGY_HI = 3
+    SHAPE = 4
+    FORMAT = 5
+    CONTROL = 6
+
+
+def topology_id(couplings: Couplings) -> int:
+    """First 64 bits of :attr:`Couplings.topology_fingerprint` (read back by a host)."""
+    return int(couplings.topology_fingerprint[:16], 16)
+
+
+def _bits(count: int) -> int:
+    """Address bits needed for ``count`` items (at least 1)."""
+    return max(1, (max(int(count), 1) - 1).bit_length())
+
+
+def _state_words(kind: str) -> int:
+    return 2 if kind == "xorshift64" else 1
+
+
+def _format_word(design: HardwareDesign) -> int:
+    s = design.fixed_point
+    return (
+        s.weight_bits
+        | s.frac_bits << 6
+        | s.input_bits << 11
+        | s.rng_bits << 16
+        | rng_kind_code(design.rng) << 22
+        | min(design.warmup_edges, 255) << 24
+    )
+
+
+def select_or(pairs, width: int):
+    """``value`` of the pair whose condition holds (conditions one-hot; 0 if none), as one
+    AND-OR expression.
+
+    Used instead of ``m.Switch`` wherever the selected values can be constant or can keep their
+    initial values: Verilog makes a Switch an ``always @*`` block, which an event-driven simulator
+    (Icarus) first evaluates when an input changes, so its output would stay X until then.
+    """
+    terms = [cond.replicate(width) & value for cond, value in pairs]
+    if not terms:
+        return Const(0, width)
+    while len(terms) > 1:  # balanced OR tree
+        terms = [
+            terms[i] | terms[i + 1] if i + 1 < len(terms) else terms[i]
+            for i in range(0, len(terms), 2)
+        ]
+    return terms[0][:width]
+
+
+def read_back(
+    region, index, couplings: Couplings, design: HardwareDesign, amap: AddressMap, status, spins
+):
+    """The register port's read data (see ``docs/hardware.md``)."""
+    tid = topology_id(couplings)
+    n = couplings.n
+    shape = n | max(couplings.n_colors, 1) << 16 | min(amap.slots, 255) << 24
+    words = (n + DATA_BITS - 1) // DATA_BITS
+    spins_padded = Cat(spins, Const(0, words * DATA_BITS - n))
+    reg = region == int(Region.REG)
+    pairs = [
+        (reg & (index == int(r)), Const(value, DATA_BITS))
+        for r, value in (
+            (Register.ID, MAGIC),
+            (Register.VERSION, VERSION),
+            (Register.TOPOLOGY_LO, tid & 0xFFFFFFFF),
+            (Register.TOPOLOGY_HI, tid >> 32),
+            (Register.SHAPE, shape),
+            (Register.FORMAT, _format_word(design)),
+        )
+    ]
+    pairs.append((reg & (index == int(Register.CONTROL)), status))
+    spin_region = region == int(Region.SPIN)
+    pairs += [
+        (spin_region & (index == wd), spins_padded[DATA_BITS * wd : DATA_BITS * (wd + 1)])
+        for wd in range(words)
+    ]
+    return select_or(pairs, DATA_BITS)
+
+
+class AddressMap:
+    """Word addresses of the register port: ``address = region << index_bits | index``.
+
+    Per-p-bit regions use ``index = i << slot_bits | slot``: J slot k of p-bit i is the k-th
+    stored neighbour of i in CSR order (``couplings.indices[indptr[i] + k]``); seed word w holds
+    state bits 32w..32w+31. Region ``TABLE`` uses ``index = k`` (0..input_max); spins are written
+    one per address (bit 0: 1 = +1) and read 32 per word (region ``SPIN``, ``index = word``).
+
+    Parameters
+    ----------
+    n : int
+        Number of p-bits.
+    slots : int
+        J slots per p-bit (the graph's maximum degree, at least 1).
+    seed_words : int
+        32-bit words per generator state.
+    table_depth : int
+    """
+
+    def __init__(self, n: int, slots: int, seed_words: int, table_depth: int) -> None:
+        self.n = int(n)
+        self.slots = max(int(slots), 1)
+        self.seed_words = int(seed_words)
+        self.table_depth = int(table_depth)
+        self.pbit_bits = _bits(self.n)
+        self.slot_bits = _bits(max(self.slots, self.seed_words))
+        self.index_bits = max(
+            self.pbit_bits + self.slot_bits,
+            _bits(self.table_depth),
+            _bits(len(Register)),
+            _bits((self.n + DATA_BITS - 1) // DATA_BITS),
+        )
+        self.width = self.index_bits + REGION_BITS
+
+    @classmethod
+    def for_design(cls, couplings: Couplings, design: HardwareDesign) -> AddressMap:
+        deg = int(couplings.degrees.max()) if couplings.n else 0
+        return cls(couplings.n, deg, _state_words(design.rng), design.fixed_point.input_max + 1)
+
+    def address(self, region: Region, index: int) -> int:
+        return int(region) << self.index_bits | int(index)
+
+    def register(self, reg: Register) -> int:
+        return self.address(Region.REG, reg)
+
+    def bias(self, i: int) -> int:
+        """Address of p-bit i's bias word, ``h_i - sum_k J_ik`` (see :class:`InputAccumulator`)."""
+        return self.address(Region.BIAS, i << self.slot_bits)
+
+    def j(self, i: int, k: int) -> int:
+        return self.address(Region.J, i << self.slot_bits | k)
+
+    def seed(self, i: int, word: int) -> int:
+        return self.address(Region.SEED, i << self.slot_bits | word)
+
+    def spin(self, i: int) -> int:
+        return self.address(Region.SPIN, i << self.slot_bits)
+
+    def spin_word(self, word: int) -> int:
+        return self.address(Region.SPIN, word)
+
+    def table(self, k: int) -> int:
+        return self.address(Region.TABLE, k)
+
+    def load_writes(
+        self, couplings: Couplings, design: HardwareDesign, seed_or_seeds, initial=None, table=None
+    ) -> list[tuple[int, int]]:
+        """(address, data) writes that load a model, seeds and spins, then restart the schedule.
+
+        After these writes (and with ``run`` high), the array follows
+        ``simulate_cycles(couplings, design, seed_or_seeds, cycles, initial)`` cycle by cycle.
+
+        Parameters
+        ----------
+        couplings : Couplings
+            Same topology as the design was built for; quantised with ``design.fixed_point``.
+        design : HardwareDesign
+        seed_or_seeds : int or array_like
+            Master seed or per-p-bit seeds (as :func:`pbitsim.sim.hardware.simulate_cycles`).
+        initial : array_like of -1/+1, optional
+            Initial spins; default ``design.initial_spin``.
+        table : array_like, optional
+            Table to load instead of the couplings' own (e.g. another beta).
+        """
+        from pbitsim.sim.hardware import resolve_seeds
+
+        q = couplings.quantized(design.fixed_point)
+        n = q.n
+        mask = (1 << DATA_BITS) - 1
+        writes = []
+        for i in range(n):
+            js = q.j_codes[q.indptr[i] : q.indptr[i + 1]]
+            bias = InputAccumulator.bias_of(q.h_codes[i], js)
+            writes.append((self.bias(i), bias & mask))
+            for k, code in enumerate(js.tolist()):
+                writes.append((self.j(i, k), int(code) & mask))
+        tab = q.table if table is None else np.asarray(table)
+        for k, t in enumerate(tab.tolist()):
+            writes.append((self.table(k), int(t)))
+        seeds = resolve_seeds(seed_or_seeds, n, design.rng)
+        for i, s in enumerate(seeds.tolist()):
+            for w in range(self.seed_words):
+                writes.append((self.seed(i, w), (int(s) >> (32 * w)) & mask))
+        spins = (
+            np.full(n, design.initial_spin) if initial is None else np.asarray(initial).reshape(n)
+        )
+        for i, s in enumerate(spins.tolist()):
+            writes.append((self.spin(i), 1 if s > 0 else 0))
+        writes.append((self.register(Register.CONTROL), 1))
+        return writes
+
+
+class Pbit(wiring.Component):
+    """One p-bit: J/bias registers, generator, look-ahead input sum, comparator, spin register.
+
+    The spin decided at an edge where ``update`` is high uses ``table_data`` = T[``magnitude`` as
+    presented one cycle earlier] and the sign registered then (see the module docstring).
+
+    Parameters
+    ----------
+    design : HardwareDesign
+    degree : int
+    j_init : list of int
+        Reset values of the J registers (codes).
+    bias_init : int
+        Reset value of the bias register, ``h - sum_k J_k`` (codes).
+    seed : int
+        Reset value of the generator.
+    spin_init : int
+        Reset value of the spin register (1 = +1, 0 = -1).
+
+    Attributes
+    ----------
+    neighbours : In(degree)
+        The neighbours' ``spin_next`` (the spins at the start of the next cycle).
+    table_data : In(rng_bits)
+    active : In(1)
+        This p-bit's colour runs in this cycle: the generator advances.
+    update : In(1)
+        ``active`` and past warm-up: the spin takes the comparator's value.
+    w_data : In(32), we_j : In(degree), we_bias, we_spin : In(1), we_seed : In(seed words)
+        Register writes (codes are the low bits of ``w_data``, two's complement).
+    magnitude : Out(input_bits - 1)
+        |I| computed from ``neighbours``: the table address for the next cycle.
+    spin, spin_next : Out(1)
+        The spin register and its next value.
+    random : Out(rng_bits)
+        The generator's output.
+    """
+
+    def __init__(
+        self,
+        design: HardwareDesign,
+        degree: int,
+        j_init=None,
+        bias_init: int = 0,
+        seed: int | None = None,
+        spin_init: int = 0,
+    ) -> None:
+        self._design = design
+        self._degree = int(degree)
+        spec = design.fixed_point
+        self._j_init = [0] * self._degree if j_init is None else [int(x) for x in j_init]
+        if len(self._j_init) != self._degree:
+            raise ValueError(f"j_init has {len(self._j_init)} codes for degree {self._degree}")
+        self._bias_init = int(bias_init)
+        self._spin_init = int(spin_init)
+        self._rng = (
+            generator_for(design.rng, spec.rng_bits, seed)
+            if seed is not None
+            else generator_for(design.rng, spec.rng_bits, 1)
+        )
+        super().__init__(
+            {
+                "neighbours": In(self._degree),
+                "table_data": In(spec.rng_bits),
+                "active": In(1),
+                "update": In(1),
+                "w_data": In(DATA_BITS),
+                "we_j": In(self._degree),
+                "we_bias": In(1),
+                "we_spin": In(1),
+                "we_seed": In(_state_words(design.rng)),
+                "magnitude": Out(spec.input_bits - 1),
+                "spin": Out(1),
+                "spin_next": Out(1),
+                "random": Out(spec.rng_bits),
+            }
+        )
+
+    def elaborate(self, platform):
+        m = Module()
+        spec = self._design.fixed_point
+        w = spec.weight_bits
+        m.submodules.rng = rng = self._rng
+        m.submodules.acc = acc = InputAccumulator(spec, self._degree)
+        m.submodules.cmp = cmp = Comparator(spec)
+
+        j = [Signal(signed(w), init=self._j_init[k], name=f"j{k}") for k in range(self._degree)]
+        bias = Signal(signed(sum_width(spec, self._degree)), init=self._bias_init)
+        spin = Signal(init=self._spin_init)
+        negative = Signal()  # sign of the input whose |I| addressed the table last cycle
+
+        for k in range(self._degree):
+            m.d.comb += acc.j[k].eq(j[k])
+            with m.If(self.we_j[k]):
+                m.d.sync += j[k].eq(self.w_data[:w])
+        with m.If(self.we_bias):
+            m.d.sync += bias.eq(self.w_data[: len(bias)])
+        m.d.comb += [
+            acc.bias.eq(bias),
+            acc.spins.eq(self.neighbours),
+            self.magnitude.eq(acc.magnitude),
+            rng.en.eq(self.active),
+            rng.seed_data.eq(self.w_data),
+            rng.seed_we.eq(self.we_seed),
+            self.random.eq(rng.output),
+            cmp.negative.eq(negative),
+            cmp.entry.eq(self.table_data),
+            cmp.random.eq(rng.output),
+            self.spin.eq(spin),
+            self.spin_next.eq(Mux(self.update, cmp.spin, spin)),
+        ]
+        m.d.sync += negative.eq(acc.negative)
+        with m.If(self.we_spin):
+            m.d.sync += spin.eq(self.w_data[0])
+        with m.Else():
+            m.d.sync += spin.eq(self.spin_next)
+        return m
+
+
+class PbitArray(wiring.Component):
+    """A p-bit array for one topology, loaded at run time; twin of the cycle model.
+
+    Parameters
+    ----------
+    couplings : Couplings
+        Build-time topology (graph and colouring). With ``preload``, its quantised values too.
+    design : HardwareDesign, optional
+        Default :meth:`HardwareDesign.default`. ``read_latency`` must be 0.
+    preload : bool
+        Reset values of J, h, the table, seeds (master seed ``seed``) and spins follow
+        ``couplings``, so the array runs that model without any write (default False: J = h = 0,
+        table for beta = 1, seeds from master seed ``seed``).
+    seed : int
+        Master seed of the reset-value seeds (:func:`pbitsim.rng.derive_seeds`).
+
+    Attributes
+    ----------
+    bus : In(signature): addr, w_data, w_en in; r_data out (combinational read)
+        The register port; :class:`AddressMap` gives the layout. A write pauses the schedule for
+        that clock and the next (the look-ahead table address is recomputed meanwhile).
+    run : In(1)
+        Run enable.
+    running : Out(1)
+        This clock edge is a model cycle: ``run``, not the first clock after reset, and no write
+        in this or the previous clock.
+    cycle_done : Out(1)
+        Same as ``running`` (the name :class:`~pbitsim.hdl.engine.PbitEngine` shares): the spins
+        after this edge are the model's S_t.
+    color : Out(range(C))
+        Colour of the current cycle.
+    spins : Out(n)
+        All spin registers (bit i = p-bit i, 1 = +1).
+
+    Raises
+    ------
+    ValueError
+        If ``design.read_latency`` is not 0, or the graph needs more neighbour slots than
+        ``design.max_degree``.
+    """
+
+    def __init__(
+        self,
+        couplings: Couplings,
+        design: HardwareDesign | None = None,
+        *,
+        preload: bool = False,
+        seed: int = 0,
+    ) -> None:
+        if not isinstance(couplings, Couplings):
+            raise TypeError(f"couplings must be a Couplings, not {couplings!r}")
+        design = HardwareDesign.default() if design is None else design
+        if not isinstance(design, HardwareDesign):
+            raise TypeError(f"design must be a HardwareDesign, not {design!r}")
+        if design.read_latency != 0:
+            raise ValueError(f"PbitArray implements read_latency 0 only, not {design.read_latency}")
+        deg = couplings.degrees
+        if design.max_degree is not None and couplings.n and deg.max() > design.max_degree:
+            raise ValueError(
+                f"p-bit {int(np.argmax(deg))} has {int(deg.max())} neighbours but the design has "
+                f"{design.max_degree} slots"
+            )
+        self._couplings = couplings
+        self._design = design
+        self._preload = bool(preload)
+        self._seed = int(seed)
+        self.address_map = AddressMap.for_design(couplings, design)
+        self.n_colors = max(couplings.n_colors, 1)
+        if self.n_colors > 256:
+            raise ValueError(f"at most 256 colours, not {self.n_colors}")
+        # Lanes: lane k = the k-th p-bit (by index) of every colour.
+        classes = couplings.color_classes()
+        self.lanes = max(len(c) for c in classes)
+        self.lane_of = np.zeros(couplings.n, dtype=np.int64)
+        self.members = [[None] * self.n_colors for _ in range(self.lanes)]
+        for c, cls in enumerate(classes):
+            for k, i in enumerate(cls.tolist()):
+                self.lane_of[i] = k
+                self.members[k][c] = i
+        super().__init__(
+            {
+                "bus": In(
+                    wiring.Signature(
+                        {
+                            "addr": Out(self.address_map.width),
+                            "w_data": Out(DATA_BITS),
+                            "w_en": Out(1),
+                            "r_data": In(DATA_BITS),
+                        }
+                    )
+                ),
+                "run": In(1),
+                "running": Out(1),
+                "cycle_done": Out(1),
+                "color": Out(range(max(self.n_colors, 2))),
+                "spins": Out(couplings.n),
+            }
+        )
+
+    @property
+    def couplings(self) -> Couplings:
+        return self._couplings
+
+    @property
+    def design(self) -> HardwareDesign:
+        return self._design
+
+    @property
+    def topology_id(self) -> int:
+        return topology_id(self._couplings)
+
+    def _reset_values(self):
+        c, d = self._couplings, self._design
+        n = c.n
+        seeds = derive_seeds(self._seed, n, d.rng)
+        if self._preload:
+            q = c.quantized(d.fixed_point)
+            j = [q.j_codes[q.indptr[i] : q.indptr[i + 1]].tolist() for i in range(n)]
+            bias = [InputAccumulator.bias_of(q.h_codes[i], j[i]) for i in range(n)]
+            beta = c.beta if d.fixed_point.beta_in_table else 1.0
+        else:
+            j = [[0] * int(k) for k in c.degrees]
+            bias = [0] * n
+            beta = 1.0
+        return j, bias, beta, seeds
+
+    def elaborate(self, platform):
+        m = Module()
+        c, d, amap = self._couplings, self._design, self.address_map
+        spec = d.fixed_point
+        n, n_colors = c.n, self.n_colors
+        j_init, bias_init, beta, seeds = self._reset_values()
+        spin_init = 1 if d.initial_spin > 0 else 0
+
+        # -- register port decoding --------------------------------------------------------
+        bus = self.bus
+        region = bus.addr[amap.index_bits :]
+        index = bus.addr[: amap.index_bits]
+        slot = index[: amap.slot_bits]
+        pidx = index[amap.slot_bits : amap.slot_bits + amap.pbit_bits]
+        w_en_last = Signal()
+        # The table answers one clock after it is addressed, so the first clock after reset only
+        # prepares the look-ahead address ("primed" goes high at the first edge).
+        primed = Signal()
+        m.d.sync += [w_en_last.eq(bus.w_en), primed.eq(1)]
+
+        def strobe(reg: Region):
+            return bus.w_en & (region == int(reg))
+
+        restart = strobe(Region.REG) & (index == int(Register.CONTROL)) & bus.w_data[0]
+
+        # -- schedule ----------------------------------------------------------------------
+        running = Signal()
+        # range(max(C, 2)): a single colour would give 0-bit signals, which Switch/Case refuse.
+        color = Signal(range(max(n_colors, 2)), init=0)
+        following = Signal.like(color)  # colour after this cycle's
+        next_color = Signal.like(color)  # colour of the next cycle
+        warm_total = d.warmup_edges * n_colors
+        warm_left = Signal(range(warm_total + 1), init=warm_total)
+        warm_done = Signal()
+        m.d.comb += [
+            running.eq(self.run & primed & ~bus.w_en & ~w_en_last),
+            following.eq(Mux(color == n_colors - 1, 0, color + 1)),
+            next_color.eq(Mux(running, following, color)),
+            warm_done.eq(warm_left == 0),
+            self.running.eq(running),
+            self.cycle_done.eq(running),
+            self.color.eq(color),
+        ]
+        with m.If(restart):
+            m.d.sync += [color.eq(0), warm_left.eq(warm_total)]
+        with m.Elif(running):
+            m.d.sync += color.eq(following)
+            with m.If(~warm_done):
+                m.d.sync += warm_left.eq(warm_left - 1)
+
+        # -- the table, one read port per lane -----------------------------------------------
+        m.submodules.table = table = ActivationTable(spec, self.lanes, beta)
+        m.d.comb += [
+            table.w_addr.eq(index),
+            table.w_data.eq(bus.w_data),
+            table.w_en.eq(strobe(Region.TABLE)),
+        ]
+
+        # -- p-bits --------------------------------------------------------------------------
+        pbits = []
+        for i in range(n):
+            p = Pbit(d, int(c.degrees[i]), j_init[i], bias_init[i], int(seeds[i]), spin_init)
+            m.submodules[f"pbit{i}"] = p
+            pbits.append(p)
+        slot_hit = [slot == k for k in range(1 << amap.slot_bits)]
+        for i, p in enumerate(pbits):
+            nb = c.indices[c.indptr[i] : c.indptr[i + 1]].tolist()
+            mine = pidx == i
+            active = Signal(name=f"active{i}")
+            m.d.comb += [
+                active.eq(running & (color == int(c.coloring[i]))),
+                p.active.eq(active),
+                p.update.eq(active & warm_done),
+                p.neighbours.eq(Cat(*[pbits[k].spin_next for k in nb])),
+                p.table_data.eq(table.r_data[int(self.lane_of[i])]),
+                p.w_data.eq(bus.w_data),
+                p.we_bias.eq(strobe(Region.BIAS) & mine & slot_hit[0]),
+                p.we_spin.eq(strobe(Region.SPIN) & mine & slot_hit[0]),
+                p.we_seed.eq(
+                    Cat(*[strobe(Region.SEED) & mine & slot_hit[w] for w in range(amap.seed_words)])
+                ),
+            ]
+            if len(nb):
+                m.d.comb += p.we_j.eq(
+                    Cat(*[strobe(Region.J) & mine & slot_hit[k] for k in range(len(nb))])
+                )
+        m.d.comb += self.spins.eq(Cat(*[p.spin for p in pbits]))
+
+        # Each lane presents the |I| of its member in the colour that runs next.
+        for k, members in enumerate(self.members):
+            m.d.comb += table.r_addr[k].eq(
+                select_or(
+                    [
+                        (next_color == col, pbits[i].magnitude)
+                        for col, i in enumerate(members)
+                        if i is not None
+                    ],
+                    len(table.r_addr[k]),
+                )
+            )
+
+        # -- read-back ------------------------------------------------------------------------
+        status = Cat(color, Const(0, 8 - len(color)), warm_done, running)
+        m.d.comb += bus.r_data.eq(
+            read_back(region, index, self._couplings, d, amap, status, self.spins)
+        )
+        return m

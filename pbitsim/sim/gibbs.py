@@ -1,0 +1,358 @@
+"""Exact p-bit samplers: sequential sweep, random scan and chromatic (colour-by-colour) Gibbs.
+
+Registered as ``sample(..., method="sequential" | "random-scan" | "chromatic")``. One step
+(``shared/reference/diagnostics-definitions.md``) is
+
+* ``"sequential"``: n updates, sites 0..n-1 in order;
+* ``"random-scan"``: n updates, each at a site drawn uniformly (with replacement);
+* ``"chromatic"``: every colour class of :attr:`Couplings.coloring` once, colours in order. Sites of
+  one colour do not interact, so updating them all at once is the same Markov kernel as updating
+  them one after the other; the kernels do the latter (per replica) and never wait for each other.
+
+Each update sets s_i = +1 with probability (1 + tanh(beta I_i)) / 2 (float32, within 2e-7; see
+:mod:`pbitsim.sim.gibbs_kernels`). All three leave exp(-beta E) invariant.
+
+Options (keyword arguments of :func:`pbitsim.sample`)
+-----------------------------------------------------
+``betas=[b_0, ..., b_{K-1}]``, ``swap_every=1``
+    Parallel tempering: each of the ``replicas`` = C chains runs K walkers, one per rung, and
+    every ``swap_every`` steps tries to exchange neighbouring rungs (pairs (0,1), (2,3), ... and
+    (1,2), (3,4), ... alternately), accepting with min(1, exp((b_k - b_{k+1}) (E_k - E_{k+1}))).
+    Output row c*K + k is chain c at rung k (indexed by temperature, not by walker); ``info``
+    holds ``betas``, ``swap_acceptance`` and ``swap_attempts`` per rung pair (pooled over chains,
+    counted while drawing, not during burn-in; acceptance None before any attempt),
+    ``walker_index`` (rows, draws): which walker (0..K-1 of its chain) held that rung,
+    ``energies`` (rows, draws) and ``round_trips`` per chain: walker passages rung 0 -> rung K-1
+    -> rung 0 completed while drawing.
+``beta_schedule=[...]``
+    Annealing: beta of global step t (burn-in included) is ``beta_schedule[t]`` (the last value is
+    held after the end); ``couplings.beta`` is not used.
+``anneal=(start, stop)``, ``anneal_kind="linear" | "geometric"``, ``anneal_sweeps=None``
+    The same with a ramp from start to stop over ``anneal_sweeps`` steps (default: the whole run,
+    burn-in plus sweeps, when run through :func:`pbitsim.sample`).
+``initial``
+    Initial spins, (n,) or (rows, n) of +-1; default uniformly random (from the seed).
+
+Every run also records ``energies`` (rows, draws): E(s) of each draw, without beta, in float64.
+
+Randomness and reproducibility
+------------------------------
+Positions are the sites in update order (chromatic: colour classes in order, each in reverse
+Cuthill-McKee order for memory locality). Each colour class is cut into blocks of 1024 positions,
+and position p of a block uses lane p mod 8 of the block: one xoshiro128+ stream per
+(replica, block, lane), seeded by ``numpy.random.SeedSequence(seed, spawn_key=(0, replica))``
+(random scan: one stream per replica; PT swaps: one per chain, ``spawn_key=(1, chain)``; random
+initial states ``spawn_key=(2, replica)``). So the samples depend only on the seed, the couplings,
+the method and its options: not on the thread count, on how a run is split into calls, on which
+kernel (vectorised over replicas or over sites) serves a replica, or on the other replicas.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from pbitsim.couplings import Couplings
+from pbitsim.sampling import Runner, register_method
+from pbitsim.sim import gibbs_kernels as gk
+from pbitsim.sim.gibbs_kernels import BLOCK, LANES
+
+__all__ = ["Layout", "build_layout", "GibbsRunner", "SequentialRunner", "RandomScanRunner",
+           "ChromaticRunner"]
+
+#: below this many replicas per thread, kernels that work column by column serve them.
+_COLUMN_KERNELS_BELOW = 16
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Couplings renumbered into update order, in the arrays the kernels read.
+
+    ``arrays`` is (ptr, nbr, w, h, sidx, site, w64, h64, bstart): position p is site ``site[p]``;
+    its CSR row ``ptr[p]``..``ptr[p+1]`` of neighbour positions ``nbr`` and weights ``w``
+    (float32; ``w64`` float64) is padded to a multiple of 4 entries with (n, 0); ``h`` / ``h64``
+    the fields; ``sidx[p]`` the stream of position p; ``bstart`` the first position of each block.
+    """
+
+    arrays: tuple
+    n_streams: int
+
+    @property
+    def site(self) -> np.ndarray:
+        return self.arrays[5]
+
+
+def build_layout(c: Couplings, classes: list[np.ndarray]) -> Layout:
+    """Layout of ``c`` whose positions are the sites of ``classes`` in order.
+
+    Each class is cut into blocks of BLOCK positions; position p of a block uses the block's
+    stream p mod LANES (the site-vectorised kernel needs every class to be an independent set).
+    """
+    n = c.n
+    order = np.concatenate(classes).astype(np.int64)
+    pos = np.empty(n, np.int64)
+    pos[order] = np.arange(n)
+    deg = c.degrees[order]
+    # CSR over positions, each row padded to a multiple of 4 (at least 4) entries pointing at the
+    # zero row n: the replica kernel then reads neighbours four at a time without a remainder.
+    pdeg = np.maximum(4, -(-deg // 4) * 4)
+    ptr = np.concatenate([[0], np.cumsum(pdeg)]).astype(np.int64)
+    row = np.repeat(np.arange(n), deg)
+    k = np.arange(deg.sum()) - np.repeat(np.cumsum(deg) - deg, deg)
+    src = c.indptr[order][row] + k  # the k-th stored neighbour of the site at position `row`
+    nbr = np.full(ptr[-1], n, np.int32)
+    w64 = np.zeros(ptr[-1])
+    nbr[ptr[row] + k] = pos[c.indices[src]]
+    w64[ptr[row] + k] = c.data[src]
+    h64 = np.ascontiguousarray(c.h[order])
+
+    sizes = [len(x) for x in classes]
+    starts = np.cumsum([0] + sizes)
+    bstart = np.concatenate(
+        [np.arange(s, s + z, BLOCK) for s, z in zip(starts[:-1], sizes) if z] + [[n]]
+    ).astype(np.int64)
+    blen = np.diff(bstart)
+    soff = np.concatenate([[0], np.cumsum(np.minimum(LANES, blen))])
+    blk = np.repeat(np.arange(len(blen)), blen)
+    sidx = (soff[blk] + (np.arange(n) - bstart[blk]) % LANES).astype(np.int32)
+    arrays = (ptr, nbr, w64.astype(np.float32), h64.astype(np.float32), sidx,
+              order.astype(np.int32), w64, h64, bstart)
+    return Layout(arrays=arrays, n_streams=int(soff[-1]))
+
+
+def _words(seed: int, key: tuple, words: int) -> np.ndarray:
+    """``words`` uint32 from ``SeedSequence(seed, spawn_key=key)``."""
+    return np.random.SeedSequence(seed, spawn_key=key).generate_state(words, np.uint32)
+
+
+def _streams(seed: int, key: tuple, streams: int) -> np.ndarray:
+    """Initial states of ``streams`` xoshiro128+ streams, 4 words each, flattened."""
+    st = _words(seed, key, 4 * streams).reshape(streams, 4)
+    st[~st.any(axis=1), 0] = 1  # the all-zero state is xoshiro's fixed point
+    return st.ravel()
+
+
+def _positive(name: str, x) -> np.ndarray:
+    a = np.atleast_1d(np.asarray(x, dtype=np.float64))
+    if a.ndim != 1 or len(a) == 0 or not np.all(np.isfinite(a)) or np.any(a <= 0):
+        raise ValueError(f"{name} must hold finite values > 0, not {x!r}")
+    return a
+
+
+def _int_at_least(name: str, x, low: int) -> int:
+    if isinstance(x, bool) or not isinstance(x, int | np.integer) or x < low:
+        raise ValueError(f"{name} must be an integer >= {low}, not {x!r}")
+    return int(x)
+
+
+class GibbsRunner(Runner):
+    """Shared machinery of the three exact schemes (see the module docstring for the options)."""
+
+    def __init__(self, couplings: Couplings, replicas: int = 1, seed: int | None = None, *,
+                 betas=None, swap_every: int | None = None, beta_schedule=None, anneal=None,
+                 anneal_kind: str = "linear", anneal_sweeps: int | None = None,
+                 initial=None) -> None:
+        if seed is None:
+            seed = int(np.random.SeedSequence().entropy)
+        replicas = _int_at_least("replicas", replicas, 1)
+        seed = _int_at_least("seed", seed, 0)
+        super().__init__(couplings, replicas, seed)
+        n = couplings.n
+        if n == 0:
+            raise ValueError("cannot sample a model with no spins")
+        settings: dict = {}
+        if betas is not None:
+            if beta_schedule is not None or anneal is not None:
+                raise ValueError("parallel tempering (betas=) cannot be combined with annealing")
+            ladder = _positive("betas", betas)
+            if len(ladder) < 2:
+                raise ValueError("parallel tempering needs at least 2 betas; for one beta pass "
+                                 "beta= (or use couplings.with_beta)")
+            swap_every = _int_at_least("swap_every", 1 if swap_every is None else swap_every, 1)
+            settings.update(betas=ladder.tolist(), swap_every=swap_every)
+        elif swap_every is not None:
+            raise ValueError("swap_every applies to parallel tempering only (pass betas=)")
+        else:
+            ladder = np.array([couplings.beta])
+            swap_every = 0
+        self._sched = np.ones(1)
+        self._ramp = None
+        if beta_schedule is not None and anneal is not None:
+            raise ValueError("pass either beta_schedule or anneal, not both")
+        if beta_schedule is not None:
+            self._sched = _positive("beta_schedule", beta_schedule)
+            ladder = np.ones(1)
+            settings["beta_schedule"] = self._sched.tolist()
+        elif anneal is not None:
+            ends = _positive("anneal", anneal)
+            if len(ends) != 2:
+                raise ValueError(f"anneal must be (start, stop), not {anneal!r}")
+            if anneal_kind not in ("linear", "geometric"):
+                raise ValueError(f"anneal_kind must be 'linear' or 'geometric', not "
+                                 f"{anneal_kind!r}")
+            if anneal_sweeps is not None:
+                anneal_sweeps = _int_at_least("anneal_sweeps", anneal_sweeps, 1)
+            self._ramp = (float(ends[0]), float(ends[1]), anneal_kind, anneal_sweeps)
+            ladder = np.ones(1)
+            if anneal_sweeps is not None:
+                self._set_ramp(anneal_sweeps)
+        elif anneal_sweeps is not None:
+            raise ValueError("anneal_sweeps applies to anneal= only")
+
+        K = len(ladder)
+        self._ladder = ladder
+        self._K = K
+        self._swap_every = swap_every
+        rows = replicas * K
+        self._rows = rows
+        self._layout = self._make_layout()
+        ns = self._layout.n_streams
+        self._rng = np.empty((4 * ns, rows), np.uint32)
+        for r in range(rows):
+            self._rng[:, r] = _streams(seed, (0, r), ns)
+        pos_of = np.empty(n, np.int64)
+        pos_of[self._layout.site] = np.arange(n)
+        self._S = np.zeros((n + 1, rows), np.float32)
+        if initial is None:
+            for r in range(rows):
+                bits = np.unpackbits(_words(seed, (2, r), -(-n // 32)).view(np.uint8))[:n]
+                self._S[pos_of, r] = 2.0 * bits - 1.0
+        else:
+            s0 = np.asarray(initial)
+            if s0.shape not in ((n,), (rows, n)) or not np.all(np.isin(s0, (-1, 1))):
+                raise ValueError(f"initial must hold +-1 values of shape ({n},) or ({rows}, {n})")
+            self._S[pos_of] = np.broadcast_to(s0, (rows, n)).T
+            settings["initial"] = s0.tolist()
+        self._temp = np.tile(np.arange(K, dtype=np.int32), replicas)
+        self._walker = np.tile(np.arange(K, dtype=np.int32), (replicas, 1))
+        self._label = np.where(self._temp == 0, 1, 0).astype(np.int8)
+        self._swap_rng = np.array([_streams(seed, (1, c), 1) for c in range(replicas)],
+                                  np.uint32).reshape(replicas, 4)
+        self._acc = np.zeros((replicas, max(K - 1, 0)), np.int64)
+        self._att = np.zeros_like(self._acc)
+        self._trips = np.zeros(replicas, np.int64)
+        self._t = 0
+        self._last_info: dict = {}
+        if self._ramp is not None:
+            start, stop, kind, sweeps = self._ramp
+            settings["anneal"] = {"start": start, "stop": stop, "kind": kind, "sweeps": sweeps}
+        if initial is None:
+            settings["initial"] = "random"
+        self.settings = settings
+
+    # -- layout and schedule ------------------------------------------------------------------
+    def _make_layout(self) -> Layout:
+        return build_layout(self.couplings, [np.arange(self.couplings.n)])
+
+    def _set_ramp(self, steps: int) -> None:
+        start, stop, kind, _ = self._ramp
+        if kind == "linear":
+            self._sched = np.linspace(start, stop, steps)
+        else:
+            self._sched = np.geomspace(start, stop, steps)
+
+    def begin(self, steps: int) -> None:
+        """Fix the annealing ramp's length to the run's length when none was given."""
+        if self._ramp is not None and self._ramp[3] is None:
+            start, stop, kind, _ = self._ramp
+            self._ramp = (start, stop, kind, max(1, int(steps)))
+            self.settings["anneal"]["sweeps"] = self._ramp[3]
+            self._set_ramp(self._ramp[3])
+
+    # -- running ------------------------------------------------------------------------------
+    @property
+    def output_replicas(self) -> int:
+        return self._rows
+
+    def _plan(self) -> tuple[np.ndarray, np.ndarray]:
+        """Column blocks (whole chains), one per thread, and the kernel of each: a speed choice
+        only, since every kernel computes the same numbers."""
+        from numba import get_num_threads
+
+        chains = self.replicas
+        nblocks = min(chains, get_num_threads())
+        bounds = (np.arange(nblocks + 1) * chains // nblocks * self._K).astype(np.int64)
+        if self.method_name == "random-scan":
+            kernel = gk.KERNEL_RANDOM_SCAN
+        elif self._rows // nblocks >= _COLUMN_KERNELS_BELOW:
+            kernel = gk.KERNEL_REPLICAS
+        elif self.method_name == "chromatic":
+            kernel = gk.KERNEL_SITES
+        else:
+            kernel = gk.KERNEL_COLUMNS
+        return bounds, np.full(nblocks, kernel, np.int64)
+
+    def _run(self, steps: int, thin: int, record: bool) -> np.ndarray:
+        if self._ramp is not None and self._ramp[3] is None:
+            raise ValueError("anneal=(start, stop) needs its length: pass anneal_sweeps= or run "
+                             "through pbitsim.sample, which uses burn_in + sweeps")
+        k = steps // thin if record else 0
+        n = self.couplings.n
+        out = np.empty((self._rows, k, n), np.int8)
+        out_e = np.empty((self._rows, k))
+        out_w = np.empty((self._rows, k), np.int32)
+        if steps:
+            bounds, kernels = self._plan()
+            pt = (self._walker, self._label, self._swap_rng, self._acc, self._att, self._trips)
+            gk.run(self._S, self._rng, bounds, kernels, self._layout.arrays, self._ladder,
+                   self._sched, self._temp, pt, self._t, steps, self._swap_every, thin, record,
+                   out, out_e, out_w)
+            self._t += steps
+        self._last_info = {"energies": out_e}
+        if self._K > 1:
+            self._last_info["walker_index"] = out_w
+        return out
+
+    def advance(self, sweeps: int) -> None:
+        self._run(_int_at_least("sweeps", sweeps, 0), 1, False)
+
+    def draw(self, k: int, thin: int = 1) -> np.ndarray:
+        k = _int_at_least("k", k, 0)
+        thin = _int_at_least("thin", thin, 1)
+        return self._run(k * thin, thin, True)
+
+    def draw_info(self) -> dict:
+        return dict(self._last_info)
+
+    def info(self) -> dict:
+        if self._K == 1:
+            return {}
+        att = self._att.sum(axis=0)
+        acc = self._acc.sum(axis=0)
+        return {
+            "betas": self._ladder.tolist(),
+            "swap_acceptance": [float(a / t) if t else None for a, t in zip(acc, att)],
+            "swap_attempts": att.tolist(),
+            "round_trips": self._trips.tolist(),
+        }
+
+
+@register_method("sequential")
+class SequentialRunner(GibbsRunner):
+    """``method="sequential"``: one step = sites 0..n-1 updated in order."""
+
+    step_unit = "sweep"
+
+
+@register_method("random-scan")
+class RandomScanRunner(GibbsRunner):
+    """``method="random-scan"``: one step = n updates at uniformly chosen sites."""
+
+    step_unit = "n random-site updates"
+
+
+@register_method("chromatic")
+class ChromaticRunner(GibbsRunner):
+    """``method="chromatic"``: one step = every colour class once, colours in order."""
+
+    step_unit = "chromatic step"
+
+    def _make_layout(self) -> Layout:
+        from scipy.sparse.csgraph import reverse_cuthill_mckee
+
+        c = self.couplings
+        rank = np.empty(c.n, np.int64)
+        rank[reverse_cuthill_mckee(c.to_scipy(), symmetric_mode=True)] = np.arange(c.n)
+        classes = [x[np.argsort(rank[x], kind="stable")] for x in c.color_classes()]
+        return build_layout(c, classes)

@@ -1,0 +1,405 @@
+"""Numba kernels of the exact p-bit samplers (sequential sweep, chromatic, random scan).
+
+Everything here works on a *layout* built by :mod:`pbitsim.sim.gibbs`: sites renumbered into
+*positions* in update order (colour classes contiguous for the chromatic scheme), J as a CSR over
+positions padded to a multiple of 4 entries per row (padding points at the zero row ``n`` of the
+spin array with weight 0), and, for the site-vectorised kernel, the same entries regrouped per
+group of 8 consecutive positions (sliced ELL).
+
+State is float32 spins ``S[n + 1, R]`` (row ``n`` stays 0) and xoshiro128+ streams
+``rng[4 * streams, R]``: the random number that updates position p of column r comes from stream
+``sidx[p]`` of column r and from nowhere else. Every kernel below consumes each stream in the same
+order with the same float32 arithmetic (the fused multiply-adds are explicit ``llvm.fma`` calls,
+no fast-math), so which kernel processes a column, how columns are split into blocks and how many
+threads run never changes a result.
+
+A p-bit update sets s = +1 iff v * Q(x^2) < x * P(x^2), where x = clamp(beta * I, +-7.9053),
+P/Q is Eigen's rational approximation of tanh and v = 2u - 1 is uniform on the 2**24-point grid
+{-1, -1 + 2**-23, ..., 1 - 2**-23} (the top 24 bits of one xoshiro128+ output). So
+P(s = +1) = (1 + tanh(beta I)) / 2 within 2e-7 absolute (float32 rounding of the approximation
+plus the 2**-24 grid), with no division, exp or tanh, so the loop over replicas vectorises.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from llvmlite import ir
+from numba import njit, prange, types
+from numba.extending import intrinsic
+
+__all__ = ["run", "energies_of"]
+
+_F = np.float32
+# Eigen's float tanh: x * P(x^2) / Q(x^2) on |x| <= 7.90531110763549805 (tanh rounds to +-1 in
+# float32 beyond it).
+_A1, _A3, _A5, _A7, _A9, _A11, _A13 = (
+    _F(4.89352455891786e-03),
+    _F(6.37261928875436e-04),
+    _F(1.48572235717979e-05),
+    _F(5.12229709037114e-08),
+    _F(-8.60467152213735e-11),
+    _F(2.00018790482477e-13),
+    _F(-2.76076847742355e-16),
+)
+_B0, _B2, _B4, _B6 = (
+    _F(4.89352518554385e-03),
+    _F(2.26843463243900e-03),
+    _F(1.18534705686654e-04),
+    _F(1.19825839466702e-06),
+)
+_XMAX = _F(7.90531110763549805)
+_ONE = _F(1.0)
+_GRID = _F(2.0**-23)
+# Numba widens uint32 arithmetic to 64 bits: every xoshiro128+ operation is masked explicitly.
+_M32 = np.uint64(0xFFFFFFFF)
+_U8, _U9, _U11, _U21 = np.uint64(8), np.uint64(9), np.uint64(11), np.uint64(21)
+
+#: lanes (streams) per block of 1024 positions: position p of a block uses lane p mod LANES.
+LANES = 32
+BLOCK = 1024
+KERNEL_REPLICAS, KERNEL_COLUMNS, KERNEL_SITES, KERNEL_RANDOM_SCAN = 0, 1, 2, 3
+
+
+@intrinsic
+def _fma(typingctx, a, b, c):
+    """float32 fused multiply-add, the same instruction in scalar and vector code."""
+    sig = types.float32(types.float32, types.float32, types.float32)
+
+    def codegen(context, builder, signature, args):
+        f32 = ir.FloatType()
+        fn = builder.module.declare_intrinsic("llvm.fma", [f32], ir.FunctionType(f32, [f32] * 3))
+        return builder.call(fn, args)
+
+    return sig, codegen
+
+
+@njit(cache=True, inline="always")
+def _xoshiro(a0, a1, a2, a3):
+    """One xoshiro128+ step on four 32-bit words held in uint64: (output, new state)."""
+    out = (a0 + a3) & _M32
+    t = (a1 << _U9) & _M32
+    a2 ^= a0
+    a3 ^= a1
+    a1 ^= a2
+    a0 ^= a3
+    a2 ^= t
+    a3 = ((a3 << _U11) | (a3 >> _U21)) & _M32
+    return out, a0, a1, a2, a3
+
+
+@njit(cache=True, inline="always")
+def _decide(field, beta, out):
+    """+1 with probability (1 + tanh(beta * field)) / 2 given a 32-bit random ``out``."""
+    v = _F(np.int32(out >> _U8)) * _GRID - _ONE
+    x = min(max(beta * field, -_XMAX), _XMAX)
+    x2 = x * x
+    p = _fma(_fma(_fma(_fma(_fma(_fma(_A13, x2, _A11), x2, _A9), x2, _A7), x2, _A5), x2, _A3),
+             x2, _A1) * x
+    q = _fma(_fma(_fma(_B6, x2, _B4), x2, _B2), x2, _B0)
+    return _ONE if v * q < p else -_ONE
+
+
+@njit(cache=True, inline="always")
+def _update(st, row, r, field, beta):
+    """Step stream ``row // 4`` of column r in the [4 * streams, m] array st; return the spin."""
+    out, a0, a1, a2, a3 = _xoshiro(
+        np.uint64(st[row, r]), np.uint64(st[row + 1, r]),
+        np.uint64(st[row + 2, r]), np.uint64(st[row + 3, r]))
+    st[row, r] = a0
+    st[row + 1, r] = a1
+    st[row + 2, r] = a2
+    st[row + 3, r] = a3
+    return _decide(field, beta, out)
+
+
+@njit(cache=True)
+def _sweep_replicas(S, st, ptr, nbr, w, h, sidx, bstart, bv, f):
+    """One sweep of all positions in order, vectorised over the m columns of S[n + 1, m]."""
+    m = np.uint64(S.shape[1])  # unsigned column indices: no negative-index wraparound checks
+    # Positions are walked block by block with bounds read from an array: LLVM then keeps the
+    # aliasing checks of the vectorised column loops per position. Given a loop bound it can
+    # analyse (range(n)) it hoists them over the whole sweep, where the rows of S always overlap,
+    # and every column loop silently runs scalar (3x slower).
+    for b in range(bstart.shape[0] - 1):
+        for p in range(bstart[b], bstart[b + 1]):
+            k0 = ptr[p]
+            k1 = ptr[p + 1]
+            row = np.int64(sidx[p]) * 4
+            hp = h[p]
+            q0, q1, q2, q3 = nbr[k0], nbr[k0 + 1], nbr[k0 + 2], nbr[k0 + 3]
+            w0, w1, w2, w3 = w[k0], w[k0 + 1], w[k0 + 2], w[k0 + 3]
+            if k1 - k0 == 4:  # degree <= 4: field and update in one pass
+                for r in range(m):
+                    fr = _fma(w3, S[q3, r], _fma(w2, S[q2, r], _fma(w1, S[q1, r],
+                                                                    _fma(w0, S[q0, r], hp))))
+                    S[p, r] = _update(st, row, r, fr, bv[r])
+                continue
+            for r in range(m):
+                f[r] = _fma(w3, S[q3, r], _fma(w2, S[q2, r], _fma(w1, S[q1, r],
+                                                                  _fma(w0, S[q0, r], hp))))
+            for k in range(k0 + 4, k1, 4):
+                q0, q1, q2, q3 = nbr[k], nbr[k + 1], nbr[k + 2], nbr[k + 3]
+                w0, w1, w2, w3 = w[k], w[k + 1], w[k + 2], w[k + 3]
+                for r in range(m):
+                    f[r] = _fma(w3, S[q3, r], _fma(w2, S[q2, r], _fma(w1, S[q1, r],
+                                                                      _fma(w0, S[q0, r], f[r]))))
+            for r in range(m):
+                S[p, r] = _update(st, row, r, f[r], bv[r])
+
+
+@njit(cache=True, inline="always")
+def _field(s, ptr, nbr, w, h, p):
+    """Local field of position p of one column s (CSR rows; the same FMA order as everywhere)."""
+    acc = h[p]
+    for k in range(np.uint64(ptr[p]), np.uint64(ptr[p + 1])):
+        acc = _fma(w[k], s[np.uint64(nbr[k])], acc)
+    return acc
+
+
+@njit(cache=True)
+def _sweep_column(s, st, ptr, nbr, w, h, sidx, bstart, beta):
+    """One sweep of one column s[n + 1] in position order, scalar (few replicas, any order)."""
+    for b in range(bstart.shape[0] - 1):
+        for p in range(np.uint64(bstart[b]), np.uint64(bstart[b + 1])):
+            fp = _field(s, ptr, nbr, w, h, p)
+            row = np.uint64(sidx[p]) * np.uint64(4)
+            out, a0, a1, a2, a3 = _xoshiro(np.uint64(st[row]), np.uint64(st[row + 1]),
+                                           np.uint64(st[row + 2]), np.uint64(st[row + 3]))
+            st[row], st[row + 1], st[row + 2], st[row + 3] = a0, a1, a2, a3
+            s[p] = _decide(fp, beta, out)
+
+
+@njit(cache=True)
+def _sweep_sites(s, st, ptr, nbr, w, h, bstart, beta, lanes, f, res):
+    """One chromatic step of one column s[n + 1], vectorised over the sites of a group.
+
+    A block's positions are taken LANES at a time (a group: one colour, so independent); the
+    fields are summed site by site, then the decisions run as one vector loop over the group with
+    the block's LANES streams, which position p would use in :func:`_sweep_replicas` too.
+    ``lanes`` is [4, LANES] scratch for the stream states, f and res [LANES] scratch.
+    """
+    s0, s1, s2, s3 = lanes[0], lanes[1], lanes[2], lanes[3]
+    first = np.uint64(0)
+    for b in range(bstart.shape[0] - 1):
+        b0 = np.uint64(bstart[b])
+        b1 = np.uint64(bstart[b + 1])
+        nl = min(np.uint64(LANES), b1 - b0)
+        for j in range(nl):
+            row = (first + j) * np.uint64(4)
+            s0[j], s1[j], s2[j], s3[j] = st[row], st[row + 1], st[row + 2], st[row + 3]
+        for g0 in range(b0, b1, np.uint64(LANES)):
+            cnt = min(np.uint64(LANES), b1 - g0)
+            for j in range(cnt):
+                f[j] = _field(s, ptr, nbr, w, h, g0 + j)
+            for j in range(cnt):
+                out, a0, a1, a2, a3 = _xoshiro(np.uint64(s0[j]), np.uint64(s1[j]),
+                                               np.uint64(s2[j]), np.uint64(s3[j]))
+                s0[j], s1[j], s2[j], s3[j] = a0, a1, a2, a3
+                res[j] = _decide(f[j], beta, out)
+            for j in range(cnt):
+                s[g0 + j] = res[j]
+        for j in range(nl):
+            row = (first + j) * np.uint64(4)
+            st[row], st[row + 1], st[row + 2], st[row + 3] = s0[j], s1[j], s2[j], s3[j]
+        first += nl
+
+
+@njit(cache=True)
+def _scan_random(s, st, ptr, nbr, w, h, beta):
+    """n single-site updates of one column s[n + 1] at uniformly chosen sites (one stream)."""
+    n = np.uint64(h.shape[0])
+    a0, a1, a2, a3 = np.uint64(st[0]), np.uint64(st[1]), np.uint64(st[2]), np.uint64(st[3])
+    reject = ((_M32 + np.uint64(1)) - n) % n  # Lemire's unbiased bounded integers
+    for _ in range(h.shape[0]):
+        while True:
+            x, a0, a1, a2, a3 = _xoshiro(a0, a1, a2, a3)
+            prod = x * n
+            if (prod & _M32) >= reject:
+                break
+        p = prod >> np.uint64(32)
+        fp = _field(s, ptr, nbr, w, h, p)
+        out, a0, a1, a2, a3 = _xoshiro(a0, a1, a2, a3)
+        s[p] = _decide(fp, beta, out)
+    st[0], st[1], st[2], st[3] = a0, a1, a2, a3
+
+
+@njit(cache=True)
+def energies_of(S, by_column, ptr, nbr, w64, h64, e, inner):
+    """E = -(sum_{i<j} J s s + sum h s) of each column, float64, in one fixed summation order.
+
+    S is [n + 1, m] (``by_column`` False) or [m, n + 1]; both orders add the same terms in the
+    same sequence per column, so the result does not depend on the layout.
+    """
+    n = h64.shape[0]
+    m = e.shape[0]
+    e[:] = 0.0
+    if by_column:
+        for r in range(m):
+            s = S[r]
+            acc = 0.0
+            for p in range(n):
+                t = 0.0
+                for k in range(ptr[p], ptr[p + 1]):
+                    t += w64[k] * s[nbr[k]]
+                acc -= s[p] * (h64[p] + 0.5 * t)
+            e[r] = acc
+        return
+    mu = np.uint64(m)
+    for p in range(n):
+        for r in range(mu):
+            inner[r] = 0.0
+        for k in range(ptr[p], ptr[p + 1]):
+            q = nbr[k]
+            wk = w64[k]
+            for r in range(mu):
+                inner[r] += wk * S[q, r]
+        hp = h64[p]
+        for r in range(mu):
+            e[r] -= S[p, r] * (hp + 0.5 * inner[r])
+
+
+@njit(cache=True)
+def _uniform53(st):
+    """A float64 uniform on [0, 1) from two xoshiro128+ outputs of the 4-word stream st."""
+    a0, a1, a2, a3 = np.uint64(st[0]), np.uint64(st[1]), np.uint64(st[2]), np.uint64(st[3])
+    x, a0, a1, a2, a3 = _xoshiro(a0, a1, a2, a3)
+    y, a0, a1, a2, a3 = _xoshiro(a0, a1, a2, a3)
+    st[0], st[1], st[2], st[3] = a0, a1, a2, a3
+    return np.float64((x >> np.uint64(5)) * np.uint64(67108864) + (y >> np.uint64(6))) * (
+        1.0 / 9007199254740992.0)
+
+
+@njit(cache=True)
+def _swap(c, event, K, c0, e, ladder, temp, walker, label, swap_rng, acc, att, trips, stats):
+    """Replica exchange in chain c: rungs (k, k+1) with k of the event's parity; round trips.
+
+    ``walker[c, k]`` is the walker (0..K-1) at rung k, ``temp[c*K + w]`` the rung of walker w;
+    walkers are columns c*K + w and keep their state and streams, only rungs move. ``label`` is 0
+    until a walker first visits rung 0, then 1 (left rung 0 last) or 2 (reached rung K-1 since).
+    """
+    base = c * K
+    for k in range(event % 2, K - 1, 2):
+        wa = walker[c, k]
+        wb = walker[c, k + 1]
+        d = (ladder[k] - ladder[k + 1]) * (e[base + wa - c0] - e[base + wb - c0])
+        u = _uniform53(swap_rng[c])
+        ok = d >= 0.0 or u < np.exp(d)
+        if stats:
+            att[c, k] += 1
+            if ok:
+                acc[c, k] += 1
+        if ok:
+            walker[c, k] = wb
+            walker[c, k + 1] = wa
+            temp[base + wa] = k + 1
+            temp[base + wb] = k
+    for wk in range(K):
+        k = temp[base + wk]
+        if k == 0:
+            if label[base + wk] == 2 and stats:
+                trips[c] += 1
+            label[base + wk] = 1
+        elif k == K - 1 and label[base + wk] == 1:
+            label[base + wk] = 2
+
+
+@njit(cache=True)
+def _record(S, by_column, c0, K, temp, site, e, d, out, out_e, out_w):
+    """Write the state of each column into its rung's row: row c*K + temp[col] (K = 1: col)."""
+    m = e.shape[0]
+    n = site.shape[0]
+    for j in range(m):
+        col = c0 + j
+        c = col // K
+        row = c * K + temp[col]
+        out_e[row, d] = e[j]
+        out_w[row, d] = col - c * K
+        for p in range(n):
+            out[row, d, site[p]] = np.int8(S[j, p] if by_column else S[p, j])
+
+
+@njit(cache=True)
+def _run_block(S, rng, c0, c1, kern, lay, ladder, betaf, temp, pt, t0, nsteps, swap_every, thin,
+               record, out, out_e, out_w):
+    """:func:`run` for the columns c0..c1 - 1 (whole chains), on one thread."""
+    ptr, nbr, w, h, sidx, site, w64, h64, bstart = lay
+    walker, label, swap_rng, acc, att, trips = pt
+    K = ladder.shape[0]
+    m = c1 - c0
+    by_column = kern != KERNEL_REPLICAS
+    # Private copies: the vectoriser then needs no aliasing checks against other threads'
+    # columns, and a column-major copy makes each column contiguous for the per-column kernels.
+    if by_column:
+        Sl = np.ascontiguousarray(S[:, c0:c1].T)
+        stl = np.ascontiguousarray(rng[:, c0:c1].T)
+    else:
+        Sl = np.ascontiguousarray(S[:, c0:c1])
+        stl = np.ascontiguousarray(rng[:, c0:c1])
+    bv = np.empty(m, np.float32)
+    f = np.empty(m, np.float32)
+    e = np.empty(m, np.float64)
+    inner = np.empty(m, np.float64)
+    lanes = np.empty((4, LANES), np.uint32)
+    fl = np.empty(LANES, np.float32)
+    res = np.empty(LANES, np.float32)
+    ndraw = 0
+    for step in range(nsteps):
+        t = t0 + step
+        scale = betaf[min(t, betaf.shape[0] - 1)]
+        for j in range(m):
+            bv[j] = np.float32(ladder[temp[c0 + j]] * scale)
+        if kern == KERNEL_REPLICAS:
+            _sweep_replicas(Sl, stl, ptr, nbr, w, h, sidx, bstart, bv, f)
+        elif kern == KERNEL_COLUMNS:
+            for j in range(m):
+                _sweep_column(Sl[j], stl[j], ptr, nbr, w, h, sidx, bstart, bv[j])
+        elif kern == KERNEL_SITES:
+            for j in range(m):
+                _sweep_sites(Sl[j], stl[j], ptr, nbr, w, h, bstart, bv[j], lanes, fl, res)
+        else:
+            for j in range(m):
+                _scan_random(Sl[j], stl[j], ptr, nbr, w, h, bv[j])
+        swap = swap_every > 0 and (t + 1) % swap_every == 0
+        rec = record and (step + 1) % thin == 0
+        if swap or rec:
+            energies_of(Sl, by_column, ptr, nbr, w64, h64, e, inner)
+        if swap:
+            event = (t + 1) // swap_every - 1
+            for c in range(c0 // K, c1 // K):
+                _swap(c, event, K, c0, e, ladder, temp, walker, label, swap_rng, acc, att, trips,
+                      record)
+        if rec:
+            _record(Sl, by_column, c0, K, temp, site, e, ndraw, out, out_e, out_w)
+            ndraw += 1
+    if by_column:
+        S[:, c0:c1] = Sl.T
+        rng[:, c0:c1] = stl.T
+    else:
+        S[:, c0:c1] = Sl
+        rng[:, c0:c1] = stl
+
+
+@njit(parallel=True, cache=True)
+def run(S, rng, bounds, kernels, lay, ladder, betaf, temp, pt, t0, nsteps, swap_every, thin,
+        record, out, out_e, out_w):
+    """Advance every column ``nsteps`` steps from global step ``t0``; optionally record draws.
+
+    Parameters
+    ----------
+    S, rng : persistent state, float32 [n + 1, R] and uint32 [4 * streams, R] (updated in place).
+    bounds : int64 [blocks + 1], column blocks (whole PT chains); one thread owns a block.
+    kernels : int64 [blocks], KERNEL_* for each block (results do not depend on the choice).
+    lay : tuple of layout arrays (see :class:`pbitsim.sim.gibbs.Layout`).
+    ladder : float64 [K] rungs; betaf : float64 [L] beta factor per global step (last one held).
+        Column col runs at beta = ladder[temp[col]] * betaf[min(t, L - 1)] (rounded to float32).
+    temp : int32 [R], rung of each column.
+    pt : tuple (walker int32 [C, K], label int8 [R], swap_rng uint32 [C, 4], acc, att int64
+        [C, K - 1], trips int64 [C]).
+    swap_every : steps between replica-exchange events (0: none).
+    thin, record : record after every thin-th step of this call when ``record``; swap statistics
+        and round trips count only when ``record``.
+    out, out_e, out_w : int8 [R, k, n], float64 [R, k], int32 [R, k] outputs.
+    """
+    for bi in prange(bounds.shape[0] - 1):
+        _run_block(S, rng, bounds[bi], bounds[bi + 1], kernels[bi], lay, ladder, betaf, temp, pt,
+                   t0, nsteps, swap_every, thin, record, out, out_e, out_w)

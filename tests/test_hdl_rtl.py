@@ -1,0 +1,120 @@
+"""The PbitArray's Verilog in Icarus (cocotb 2, run from pytest) against the cycle model.
+
+Each case: convert the array to Verilog with Amaranth, load a model through the register port,
+run a few hundred cycles (with a pause of ``run`` in the middle) and compare every p-bit's spin
+after every cycle with :func:`pbitsim.sim.hardware.simulate_cycles`, bit for bit. The cocotb side
+is tests/cocotb_pbit_array.py. Small arrays (8-24 p-bits) keep Icarus fast.
+"""
+
+import numpy as np
+import pytest
+from hdl_support import (
+    bits_from_spins,
+    lattice,
+    random_sparse,
+    rbm,
+    requires_iverilog,
+    ring,
+    run_cocotb,
+)
+from pbitsim.hdl.engine import PbitEngine
+from pbitsim.hdl.hardware import PbitArray, Register, topology_id
+
+from pbitsim.fixedpoint import FixedPointSpec
+from pbitsim.sim.hardware import HardwareDesign, simulate_cycles
+
+pytestmark = requires_iverilog
+
+NARROW = FixedPointSpec(weight_bits=4, frac_bits=1, input_bits=6, acc_bits=10, rng_bits=12)
+DEFAULT = FixedPointSpec.default()
+WIDE = FixedPointSpec(weight_bits=12, frac_bits=6, input_bits=10, acc_bits=20, rng_bits=24)
+
+
+def check(tmp_path, couplings, design, seed, cycles=180, initial=None, lanes=None):
+    """Run the case in Icarus: a PbitArray, or a PbitEngine with ``lanes`` lanes."""
+    if lanes is None:
+        dut = PbitArray(couplings, design)
+    else:
+        dut = PbitEngine(couplings, design, lanes=lanes)
+    amap = dut.address_map
+    expected = simulate_cycles(couplings, design, seed, cycles, initial)
+    case = {
+        "n": couplings.n,
+        "writes": amap.load_writes(couplings, design, seed, initial),
+        "expected": [bits_from_spins(row) for row in expected],
+        "topology_id": topology_id(couplings),
+        "reg_topology_lo": amap.register(Register.TOPOLOGY_LO),
+        "reg_topology_hi": amap.register(Register.TOPOLOGY_HI),
+        "pause_at": cycles // 3,
+    }
+    run_cocotb(tmp_path, dut, case)
+
+
+GRAPHS = {
+    "ring12": lambda spec, s: ring(12, spec, s, beta=0.9),
+    "lattice4x4": lambda spec, s: lattice(4, 4, spec, s, beta=1.1),
+    "rbm8x6": lambda spec, s: rbm(8, 6, spec, s, beta=0.7),
+    "random20": lambda spec, s: random_sparse(20, spec, s),
+}
+
+
+WIDTHS = {"s3.4": (DEFAULT, 1), "s2.1": (NARROW, 2), "s5.6": (WIDE, 3)}
+
+
+@pytest.mark.parametrize(
+    "graph, width",
+    [
+        ("ring12", "s3.4"),
+        ("ring12", "s2.1"),
+        ("lattice4x4", "s3.4"),
+        ("lattice4x4", "s5.6"),
+        ("rbm8x6", "s2.1"),
+        ("rbm8x6", "s5.6"),
+        ("random20", "s3.4"),
+        ("random20", "s2.1"),
+    ],
+)
+def test_default_design(tmp_path, graph, width):
+    """pbitsim's own design (xorshift64, beta in the table) at weight widths 4, 8 and 12 bits
+    (every graph at two of them, each with its own seed)."""
+    spec, seed = WIDTHS[width]
+    c = GRAPHS[graph](spec, seed)
+    design = HardwareDesign(fixed_point=spec)
+    initial = np.where(np.random.default_rng(seed).random(c.n) < 0.5, -1, 1)
+    check(tmp_path, c, design, seed=100 + seed, initial=initial)
+
+
+@pytest.mark.parametrize(
+    "graph, seed", [("lattice4x4", 7), ("random16", 7), ("random16", 8), ("rbm4x6", 8)]
+)
+def test_published_preset(tmp_path, graph, seed):
+    """The published design: s4.1, 32-entry table of 32-bit values, XNOR LFSR32, tie rule,
+    two warm-up edges per colour, beta folded into J and h, at most 6 neighbours."""
+    design = HardwareDesign.published()
+    spec = design.fixed_point
+    if graph == "lattice4x4":
+        c = lattice(4, 4, spec, seed, beta=1.0)
+    elif graph == "random16":
+        c = random_sparse(16, spec, seed, max_degree=6, beta=1.0)
+    else:
+        c = rbm(4, 6, spec, seed, beta=1.0)
+    check(tmp_path, c, design, seed=seed, cycles=160)
+
+
+@pytest.mark.parametrize(
+    "graph, spec, design_name, lanes",
+    [
+        ("lattice4x4", DEFAULT, "default", 3),
+        ("rbm8x6", WIDE, "default", 4),
+        ("random16", None, "published", 2),
+    ],
+)
+def test_engine(tmp_path, graph, spec, design_name, lanes):
+    """The time-multiplexed PbitEngine: same spins after every model cycle."""
+    if design_name == "published":
+        design = HardwareDesign.published()
+        c = random_sparse(16, design.fixed_point, 11, max_degree=6)
+    else:
+        design = HardwareDesign(fixed_point=spec)
+        c = GRAPHS[graph](spec, 12)
+    check(tmp_path, c, design, seed=21, cycles=120, lanes=lanes)
