@@ -58,7 +58,9 @@ def _rom(index, values, width: int):
     packed = 0
     for k, v in enumerate(values):
         packed |= (int(v) & ((1 << width) - 1)) << (k * width)
-    return Const(packed, width * max(len(values), 1)).word_select(index, width)
+    # Padded to every value of ``index`` (zeros), so that no index reads past the constant.
+    entries = max(len(values), 1 << len(index))
+    return Const(packed, width * entries).word_select(index, width)
 
 
 class PbitEngine(wiring.Component):

@@ -6,6 +6,8 @@ Deterministic for a given seed (numpy ``default_rng``), so tests, benchmarks and
 
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 
 from pbitsim.couplings import Couplings
@@ -18,6 +20,8 @@ __all__ = [
     "sherrington_kirkpatrick",
     "spin_glass",
     "rbm",
+    "from_spec",
+    "SPECS",
 ]
 
 
@@ -120,3 +124,76 @@ def _weights(rng, m: int, kind: str) -> np.ndarray:
     if kind == "gauss":
         return rng.normal(0.0, 1.0, m)
     raise ValueError(f"weights must be 'pm1' or 'gauss', not {kind!r}")
+
+
+# name -> (builder, size parameters, example)
+SPECS = {
+    "lattice": (lattice_2d, ("rows", "cols"), "lattice:16x16"),
+    "ring": (ring, ("n",), "ring:32"),
+    "ferromagnet": (ferromagnet, ("n",), "ferromagnet:10"),
+    "regular": (random_regular, ("n",), "regular:1024,degree=3"),
+    "sk": (sherrington_kirkpatrick, ("n",), "sk:64"),
+    "glass": (spin_glass, ("n",), "glass:12,field=0.3"),
+    "rbm": (rbm, ("n_visible", "n_hidden"), "rbm:6x4"),
+}
+
+
+def from_spec(spec: str) -> Couplings:
+    """A built-in model from a short text spec: ``NAME:SIZE[,key=value...]``.
+
+    SIZE is ``A`` or ``AxB`` (lattice rows x cols, RBM visible x hidden); the keys are the
+    builder's keyword arguments, e.g. ``"lattice:16x16,beta=0.44"``, ``"sk:64,seed=3"``,
+    ``"glass:12,p=0.5,field=0.3,beta=0.7"``, ``"rbm:6x4"``. See :data:`SPECS`.
+
+    Raises
+    ------
+    ValueError
+        On an unknown name, a malformed size or an unknown or malformed key; the message lists
+        the valid specs.
+    """
+    valid = "valid specs: " + ", ".join(
+        f"{ex} ({', '.join(_keywords(fn, size))})" for fn, size, ex in SPECS.values()
+    )
+    name, _, rest = str(spec).partition(":")
+    if name not in SPECS or not rest:
+        raise ValueError(f"unknown model spec {spec!r}; {valid}")
+    fn, size_names, _ = SPECS[name]
+    size, *pairs = rest.split(",")
+    parts = size.lower().split("x")
+    params = inspect.signature(fn).parameters
+    needed = sum(params[k].default is inspect.Parameter.empty for k in size_names)
+    if not needed <= len(parts) <= len(size_names) or not all(p.isdigit() for p in parts):
+        raise ValueError(
+            f"bad size {size!r} in {spec!r} (expected {'x'.join(size_names)}); {valid}"
+        )
+    kwargs: dict = dict(zip(size_names, (int(p) for p in parts)))
+    for pair in pairs:
+        key, eq, value = pair.partition("=")
+        key = key.strip()
+        if not eq or key not in params or key in size_names:
+            raise ValueError(
+                f"bad option {pair!r} in {spec!r}; {name} takes "
+                f"{', '.join(_keywords(fn, size_names))}"
+            )
+        kwargs[key] = _parse_value(key, value.strip(), params[key].default)
+    return fn(**kwargs)
+
+
+def _keywords(fn, size_names) -> list[str]:
+    return [k for k in inspect.signature(fn).parameters if k not in size_names]
+
+
+def _parse_value(key: str, text: str, default):
+    """Convert ``text`` to the type of the builder's default for ``key``."""
+    try:
+        if isinstance(default, bool):
+            if text.lower() not in ("true", "false", "1", "0"):
+                raise ValueError
+            return text.lower() in ("true", "1")
+        if isinstance(default, int):
+            return int(text)
+        if isinstance(default, float):
+            return float(text)
+    except ValueError:
+        raise ValueError(f"{key}={text!r} is not a {type(default).__name__}") from None
+    return text

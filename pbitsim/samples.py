@@ -88,7 +88,8 @@ class Samples:
         e.g. ``energies``) are referenced as ``{"npy": file}`` files beside it (see
         :func:`info_path`) instead of being written inline."""
         info = {
-            k: {"npy": info_path(base, k).name} if base is not None and _per_draw(v)
+            k: {"npy": info_path(base, k).name}
+            if base is not None and _per_draw(v)
             else _jsonable(v)
             for k, v in self.info.items()
         }
@@ -175,7 +176,8 @@ def load_samples(path, mmap: bool = True) -> Samples:
         )
     info = {
         k: np.load(base.parent / v["npy"], mmap_mode="r" if mmap else None)
-        if isinstance(v, dict) and list(v) == ["npy"] else v
+        if isinstance(v, dict) and list(v) == ["npy"]
+        else v
         for k, v in meta.get("info", {}).items()
     }
     return Samples(

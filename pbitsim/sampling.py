@@ -76,7 +76,7 @@ class Runner(ABC):
         """Per-draw arrays (output_replicas, k, ...) of the last :meth:`draw` call."""
         return {}
 
-    def begin(self, steps: int) -> None:
+    def begin(self, steps: int) -> None:  # noqa: B027 (an optional hook: a no-op by default)
         """Told by :func:`sample` the total steps of the run (burn_in + sweeps) before it starts."""
 
     @property
@@ -104,17 +104,20 @@ def methods() -> list[str]:
 
 
 def get_method(name: str) -> type[Runner]:
-    _load_builtin()
+    _load_builtin(until=name)
     if name not in _METHODS:
         raise ValueError(f"unknown sampling method {name!r}; available: {sorted(_METHODS)}")
     return _METHODS[name]
 
 
-def _load_builtin() -> None:
-    """Import the modules that register the built-in methods (kept lazy: Numba is slow to load)."""
+def _load_builtin(until: str | None = None) -> None:
+    """Import the modules that register the built-in methods (kept lazy: Numba is slow to load),
+    stopping once ``until`` is registered."""
     import importlib
 
     for module in _BUILTIN_MODULES:
+        if until in _METHODS:
+            return
         importlib.import_module(module)
 
 

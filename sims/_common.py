@@ -134,29 +134,9 @@ def save(fig, path: Path) -> Path:
     return path
 
 
-def have_sample() -> bool:
-    """Whether ``pbitsim.sample`` (the Gibbs kernels and parallel tempering) exists yet."""
+def sample(couplings, sweeps: int, **kw):
+    """``pbitsim.sample(couplings, sweeps, **kw)`` without a progress bar."""
     import pbitsim
 
-    return hasattr(pbitsim, "sample")
-
-
-def sample(couplings, sweeps: int, *, method: str, replicas: int = 1, burn_in: int = 0,
-           thin: int = 1, seed: int = 0, **options):
-    """``pbitsim.sample(...)``; while it does not exist yet, the registered Runner directly
-    (burn-in, then ``sweeps // thin`` draws every ``thin`` steps). Parallel tempering needs
-    ``pbitsim.sample``."""
-    import pbitsim
-
-    kw = dict(method=method, replicas=replicas, burn_in=burn_in, thin=thin, seed=seed)
-    if have_sample():
-        return pbitsim.sample(couplings, sweeps, **kw, **options)
-    from pbitsim.sampling import get_method
-
-    runner = get_method(method)(couplings, replicas=replicas, seed=seed, **options)
-    if burn_in:
-        runner.advance(burn_in)
-    spins = runner.draw(sweeps // thin, thin)
-    settings = dict(runner.settings, sweeps=sweeps, burn_in=burn_in, thin=thin, replicas=replicas)
-    return pbitsim.Samples(spins, runner.fingerprint, couplings.topology_fingerprint, method, seed,
-                           settings, runner.info())
+    kw.setdefault("progress", False)
+    return pbitsim.sample(couplings, sweeps, **kw)

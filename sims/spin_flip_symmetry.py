@@ -197,8 +197,10 @@ def main(argv=None) -> dict:
     per_k = {f"K={args.K}": n_mm}
     for k in args.extra_K:
         per_k[f"K={k}"] = sum(0.5 <= r[f"mm_K{k}/exact"] <= 2.0 for r in grid)
-    print("multi-mode cells within a factor 2, by K: " + ", ".join(
-        f"{k}: {v}" for k, v in per_k.items()))
+    print(
+        "multi-mode cells within a factor 2, by K: "
+        + ", ".join(f"{k}: {v}" for k, v in per_k.items())
+    )
     summary = {
         "n": n,
         "M": M,

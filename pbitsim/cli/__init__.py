@@ -24,6 +24,11 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
         "demo",
         "Sample a small built-in model and check it against exact enumeration (no board needed).",
     ),
+    "sample": (
+        "pbitsim.cli.sample",
+        "sample",
+        "Sample a .pbit file or built-in model with any method; stream the samples to disk.",
+    ),
     "train": ("pbitsim.cli.train", "train", "Train an RBM on digits with any sampler, "
               "watching Q, tau_int and the likelihood."),
     "diagnose": (

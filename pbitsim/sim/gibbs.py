@@ -31,7 +31,8 @@ Options (keyword arguments of :func:`pbitsim.sample`)
     The same with a ramp from start to stop over ``anneal_sweeps`` steps (default: the whole run,
     burn-in plus sweeps, when run through :func:`pbitsim.sample`).
 ``initial``
-    Initial spins, (n,) or (rows, n) of +-1; default uniformly random (from the seed).
+    Initial spins, (n,) or (rows, n) of +-1; default uniformly random (from the seed). Recorded in
+    ``settings`` as given, or by its SHA-256 when it holds more than 4096 spins.
 
 Every run also records ``energies`` (rows, draws): E(s) of each draw, without beta, in float64.
 
@@ -39,16 +40,18 @@ Randomness and reproducibility
 ------------------------------
 Positions are the sites in update order (chromatic: colour classes in order, each in reverse
 Cuthill-McKee order for memory locality). Each colour class is cut into blocks of 1024 positions,
-and position p of a block uses lane p mod 8 of the block: one xoshiro128+ stream per
-(replica, block, lane), seeded by ``numpy.random.SeedSequence(seed, spawn_key=(0, replica))``
-(random scan: one stream per replica; PT swaps: one per chain, ``spawn_key=(1, chain)``; random
-initial states ``spawn_key=(2, replica)``). So the samples depend only on the seed, the couplings,
-the method and its options: not on the thread count, on how a run is split into calls, on which
-kernel (vectorised over replicas or over sites) serves a replica, or on the other replicas.
+and position p of a block uses lane p mod 32 of the block: one xoshiro128+ stream per
+(replica, block, lane); random scan uses one stream per replica. Replica r's initial stream states
+are the r-th slice of a PCG64 stream seeded by ``numpy.random.SeedSequence(seed,
+spawn_key=(0,))`` (PT swap streams: one per chain, ``spawn_key=(1,)``; random initial states:
+``spawn_key=(2,)``). So the samples depend only on the seed, the couplings, the method and its
+options: not on the thread count, on how a run is split into calls, on which kernel (vectorised
+over replicas, over sites, or neither) serves a replica, nor on how many other replicas run.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -58,8 +61,14 @@ from pbitsim.sampling import Runner, register_method
 from pbitsim.sim import gibbs_kernels as gk
 from pbitsim.sim.gibbs_kernels import BLOCK, LANES
 
-__all__ = ["Layout", "build_layout", "GibbsRunner", "SequentialRunner", "RandomScanRunner",
-           "ChromaticRunner"]
+__all__ = [
+    "Layout",
+    "build_layout",
+    "GibbsRunner",
+    "SequentialRunner",
+    "RandomScanRunner",
+    "ChromaticRunner",
+]
 
 #: below this many replicas per thread, kernels that work column by column serve them.
 _COLUMN_KERNELS_BELOW = 16
@@ -116,21 +125,36 @@ def build_layout(c: Couplings, classes: list[np.ndarray]) -> Layout:
     soff = np.concatenate([[0], np.cumsum(np.minimum(LANES, blen))])
     blk = np.repeat(np.arange(len(blen)), blen)
     sidx = (soff[blk] + (np.arange(n) - bstart[blk]) % LANES).astype(np.int32)
-    arrays = (ptr, nbr, w64.astype(np.float32), h64.astype(np.float32), sidx,
-              order.astype(np.int32), w64, h64, bstart)
+    arrays = (
+        ptr,
+        nbr,
+        w64.astype(np.float32),
+        h64.astype(np.float32),
+        sidx,
+        order.astype(np.int32),
+        w64,
+        h64,
+        bstart,
+    )
     return Layout(arrays=arrays, n_streams=int(soff[-1]))
 
 
-def _words(seed: int, key: tuple, words: int) -> np.ndarray:
-    """``words`` uint32 from ``SeedSequence(seed, spawn_key=key)``."""
-    return np.random.SeedSequence(seed, spawn_key=key).generate_state(words, np.uint32)
+def _words(seed: int, domain: int, rows: int, per_row: int) -> np.ndarray:
+    """uint32 (rows, per_row): row r is the r-th slice of one PCG64 stream seeded by
+    ``SeedSequence(seed, spawn_key=(domain,))``, so a row never depends on how many follow it."""
+    bits = np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(domain,)))
+    return (
+        bits.random_raw(-(-rows * per_row // 2))
+        .view(np.uint32)[: rows * per_row]
+        .reshape(rows, per_row)
+    )
 
 
-def _streams(seed: int, key: tuple, streams: int) -> np.ndarray:
-    """Initial states of ``streams`` xoshiro128+ streams, 4 words each, flattened."""
-    st = _words(seed, key, 4 * streams).reshape(streams, 4)
-    st[~st.any(axis=1), 0] = 1  # the all-zero state is xoshiro's fixed point
-    return st.ravel()
+def _streams(seed: int, domain: int, rows: int, streams: int) -> np.ndarray:
+    """Initial xoshiro128+ states, uint32 (rows, 4 * streams)."""
+    st = _words(seed, domain, rows, 4 * streams).reshape(rows, streams, 4)
+    st[~st.any(axis=2), 0] = 1  # the all-zero state is xoshiro's fixed point
+    return st.reshape(rows, 4 * streams)
 
 
 def _positive(name: str, x) -> np.ndarray:
@@ -149,10 +173,20 @@ def _int_at_least(name: str, x, low: int) -> int:
 class GibbsRunner(Runner):
     """Shared machinery of the three exact schemes (see the module docstring for the options)."""
 
-    def __init__(self, couplings: Couplings, replicas: int = 1, seed: int | None = None, *,
-                 betas=None, swap_every: int | None = None, beta_schedule=None, anneal=None,
-                 anneal_kind: str = "linear", anneal_sweeps: int | None = None,
-                 initial=None) -> None:
+    def __init__(
+        self,
+        couplings: Couplings,
+        replicas: int = 1,
+        seed: int | None = None,
+        *,
+        betas=None,
+        swap_every: int | None = None,
+        beta_schedule=None,
+        anneal=None,
+        anneal_kind: str = "linear",
+        anneal_sweeps: int | None = None,
+        initial=None,
+    ) -> None:
         if seed is None:
             seed = int(np.random.SeedSequence().entropy)
         replicas = _int_at_least("replicas", replicas, 1)
@@ -167,8 +201,10 @@ class GibbsRunner(Runner):
                 raise ValueError("parallel tempering (betas=) cannot be combined with annealing")
             ladder = _positive("betas", betas)
             if len(ladder) < 2:
-                raise ValueError("parallel tempering needs at least 2 betas; for one beta pass "
-                                 "beta= (or use couplings.with_beta)")
+                raise ValueError(
+                    "parallel tempering needs at least 2 betas; for one beta pass "
+                    "beta= (or use couplings.with_beta)"
+                )
             swap_every = _int_at_least("swap_every", 1 if swap_every is None else swap_every, 1)
             settings.update(betas=ladder.tolist(), swap_every=swap_every)
         elif swap_every is not None:
@@ -189,8 +225,9 @@ class GibbsRunner(Runner):
             if len(ends) != 2:
                 raise ValueError(f"anneal must be (start, stop), not {anneal!r}")
             if anneal_kind not in ("linear", "geometric"):
-                raise ValueError(f"anneal_kind must be 'linear' or 'geometric', not "
-                                 f"{anneal_kind!r}")
+                raise ValueError(
+                    f"anneal_kind must be 'linear' or 'geometric', not {anneal_kind!r}"
+                )
             if anneal_sweeps is not None:
                 anneal_sweeps = _int_at_least("anneal_sweeps", anneal_sweeps, 1)
             self._ramp = (float(ends[0]), float(ends[1]), anneal_kind, anneal_sweeps)
@@ -208,27 +245,29 @@ class GibbsRunner(Runner):
         self._rows = rows
         self._layout = self._make_layout()
         ns = self._layout.n_streams
-        self._rng = np.empty((4 * ns, rows), np.uint32)
-        for r in range(rows):
-            self._rng[:, r] = _streams(seed, (0, r), ns)
+        self._rng = np.ascontiguousarray(_streams(seed, 0, rows, ns).T)
         pos_of = np.empty(n, np.int64)
         pos_of[self._layout.site] = np.arange(n)
         self._S = np.zeros((n + 1, rows), np.float32)
         if initial is None:
-            for r in range(rows):
-                bits = np.unpackbits(_words(seed, (2, r), -(-n // 32)).view(np.uint8))[:n]
-                self._S[pos_of, r] = 2.0 * bits - 1.0
+            words = _words(seed, 2, rows, -(-n // 32))
+            bits = np.unpackbits(words.view(np.uint8), axis=1)[:, :n]
+            self._S[pos_of] = (2.0 * bits - 1.0).T
         else:
             s0 = np.asarray(initial)
             if s0.shape not in ((n,), (rows, n)) or not np.all(np.isin(s0, (-1, 1))):
                 raise ValueError(f"initial must hold +-1 values of shape ({n},) or ({rows}, {n})")
             self._S[pos_of] = np.broadcast_to(s0, (rows, n)).T
-            settings["initial"] = s0.tolist()
+            # a large start is identified, not copied, to keep the metadata small
+            settings["initial"] = (
+                s0.tolist()
+                if s0.size <= 4096
+                else {"sha256": hashlib.sha256(s0.astype("<i1").tobytes()).hexdigest()}
+            )
         self._temp = np.tile(np.arange(K, dtype=np.int32), replicas)
         self._walker = np.tile(np.arange(K, dtype=np.int32), (replicas, 1))
         self._label = np.where(self._temp == 0, 1, 0).astype(np.int8)
-        self._swap_rng = np.array([_streams(seed, (1, c), 1) for c in range(replicas)],
-                                  np.uint32).reshape(replicas, 4)
+        self._swap_rng = _streams(seed, 1, replicas, 1)
         self._acc = np.zeros((replicas, max(K - 1, 0)), np.int64)
         self._att = np.zeros_like(self._acc)
         self._trips = np.zeros(replicas, np.int64)
@@ -285,8 +324,10 @@ class GibbsRunner(Runner):
 
     def _run(self, steps: int, thin: int, record: bool) -> np.ndarray:
         if self._ramp is not None and self._ramp[3] is None:
-            raise ValueError("anneal=(start, stop) needs its length: pass anneal_sweeps= or run "
-                             "through pbitsim.sample, which uses burn_in + sweeps")
+            raise ValueError(
+                "anneal=(start, stop) needs its length: pass anneal_sweeps= or run "
+                "through pbitsim.sample, which uses burn_in + sweeps"
+            )
         k = steps // thin if record else 0
         n = self.couplings.n
         out = np.empty((self._rows, k, n), np.int8)
@@ -295,9 +336,25 @@ class GibbsRunner(Runner):
         if steps:
             bounds, kernels = self._plan()
             pt = (self._walker, self._label, self._swap_rng, self._acc, self._att, self._trips)
-            gk.run(self._S, self._rng, bounds, kernels, self._layout.arrays, self._ladder,
-                   self._sched, self._temp, pt, self._t, steps, self._swap_every, thin, record,
-                   out, out_e, out_w)
+            gk.run(
+                self._S,
+                self._rng,
+                bounds,
+                kernels,
+                self._layout.arrays,
+                self._ladder,
+                self._sched,
+                self._temp,
+                pt,
+                self._t,
+                steps,
+                self._swap_every,
+                thin,
+                record,
+                out,
+                out_e,
+                out_w,
+            )
             self._t += steps
         self._last_info = {"energies": out_e}
         if self._K > 1:

@@ -93,8 +93,14 @@ def _decide(field, beta, out):
     v = _F(np.int32(out >> _U8)) * _GRID - _ONE
     x = min(max(beta * field, -_XMAX), _XMAX)
     x2 = x * x
-    p = _fma(_fma(_fma(_fma(_fma(_fma(_A13, x2, _A11), x2, _A9), x2, _A7), x2, _A5), x2, _A3),
-             x2, _A1) * x
+    p = (
+        _fma(
+            _fma(_fma(_fma(_fma(_fma(_A13, x2, _A11), x2, _A9), x2, _A7), x2, _A5), x2, _A3),
+            x2,
+            _A1,
+        )
+        * x
+    )
     q = _fma(_fma(_fma(_B6, x2, _B4), x2, _B2), x2, _B0)
     return _ONE if v * q < p else -_ONE
 
@@ -103,8 +109,11 @@ def _decide(field, beta, out):
 def _update(st, row, r, field, beta):
     """Step stream ``row // 4`` of column r in the [4 * streams, m] array st; return the spin."""
     out, a0, a1, a2, a3 = _xoshiro(
-        np.uint64(st[row, r]), np.uint64(st[row + 1, r]),
-        np.uint64(st[row + 2, r]), np.uint64(st[row + 3, r]))
+        np.uint64(st[row, r]),
+        np.uint64(st[row + 1, r]),
+        np.uint64(st[row + 2, r]),
+        np.uint64(st[row + 3, r]),
+    )
     st[row, r] = a0
     st[row + 1, r] = a1
     st[row + 2, r] = a2
@@ -130,30 +139,26 @@ def _sweep_replicas(S, st, ptr, nbr, w, h, sidx, bstart, bv, f):
             w0, w1, w2, w3 = w[k0], w[k0 + 1], w[k0 + 2], w[k0 + 3]
             if k1 - k0 == 4:  # degree <= 4: field and update in one pass
                 for r in range(m):
-                    fr = _fma(w3, S[q3, r], _fma(w2, S[q2, r], _fma(w1, S[q1, r],
-                                                                    _fma(w0, S[q0, r], hp))))
+                    fr = _fma(
+                        w3, S[q3, r], _fma(w2, S[q2, r], _fma(w1, S[q1, r], _fma(w0, S[q0, r], hp)))
+                    )
                     S[p, r] = _update(st, row, r, fr, bv[r])
                 continue
             for r in range(m):
-                f[r] = _fma(w3, S[q3, r], _fma(w2, S[q2, r], _fma(w1, S[q1, r],
-                                                                  _fma(w0, S[q0, r], hp))))
+                f[r] = _fma(
+                    w3, S[q3, r], _fma(w2, S[q2, r], _fma(w1, S[q1, r], _fma(w0, S[q0, r], hp)))
+                )
             for k in range(k0 + 4, k1, 4):
                 q0, q1, q2, q3 = nbr[k], nbr[k + 1], nbr[k + 2], nbr[k + 3]
                 w0, w1, w2, w3 = w[k], w[k + 1], w[k + 2], w[k + 3]
                 for r in range(m):
-                    f[r] = _fma(w3, S[q3, r], _fma(w2, S[q2, r], _fma(w1, S[q1, r],
-                                                                      _fma(w0, S[q0, r], f[r]))))
+                    f[r] = _fma(
+                        w3,
+                        S[q3, r],
+                        _fma(w2, S[q2, r], _fma(w1, S[q1, r], _fma(w0, S[q0, r], f[r]))),
+                    )
             for r in range(m):
                 S[p, r] = _update(st, row, r, f[r], bv[r])
-
-
-@njit(cache=True, inline="always")
-def _field(s, ptr, nbr, w, h, p):
-    """Local field of position p of one column s (CSR rows; the same FMA order as everywhere)."""
-    acc = h[p]
-    for k in range(np.uint64(ptr[p]), np.uint64(ptr[p + 1])):
-        acc = _fma(w[k], s[np.uint64(nbr[k])], acc)
-    return acc
 
 
 @njit(cache=True)
@@ -161,10 +166,16 @@ def _sweep_column(s, st, ptr, nbr, w, h, sidx, bstart, beta):
     """One sweep of one column s[n + 1] in position order, scalar (few replicas, any order)."""
     for b in range(bstart.shape[0] - 1):
         for p in range(np.uint64(bstart[b]), np.uint64(bstart[b + 1])):
-            fp = _field(s, ptr, nbr, w, h, p)
+            fp = h[p]
+            for k in range(np.uint64(ptr[p]), np.uint64(ptr[p + 1])):
+                fp = _fma(w[k], s[np.uint64(nbr[k])], fp)
             row = np.uint64(sidx[p]) * np.uint64(4)
-            out, a0, a1, a2, a3 = _xoshiro(np.uint64(st[row]), np.uint64(st[row + 1]),
-                                           np.uint64(st[row + 2]), np.uint64(st[row + 3]))
+            out, a0, a1, a2, a3 = _xoshiro(
+                np.uint64(st[row]),
+                np.uint64(st[row + 1]),
+                np.uint64(st[row + 2]),
+                np.uint64(st[row + 3]),
+            )
             st[row], st[row + 1], st[row + 2], st[row + 3] = a0, a1, a2, a3
             s[p] = _decide(fp, beta, out)
 
@@ -189,11 +200,16 @@ def _sweep_sites(s, st, ptr, nbr, w, h, bstart, beta, lanes, f, res):
             s0[j], s1[j], s2[j], s3[j] = st[row], st[row + 1], st[row + 2], st[row + 3]
         for g0 in range(b0, b1, np.uint64(LANES)):
             cnt = min(np.uint64(LANES), b1 - g0)
+            for j in range(cnt):  # fields site by site (written out: Numba's inliner slows it)
+                p = g0 + j
+                acc = h[p]
+                for k in range(np.uint64(ptr[p]), np.uint64(ptr[p + 1])):
+                    acc = _fma(w[k], s[np.uint64(nbr[k])], acc)
+                f[j] = acc
             for j in range(cnt):
-                f[j] = _field(s, ptr, nbr, w, h, g0 + j)
-            for j in range(cnt):
-                out, a0, a1, a2, a3 = _xoshiro(np.uint64(s0[j]), np.uint64(s1[j]),
-                                               np.uint64(s2[j]), np.uint64(s3[j]))
+                out, a0, a1, a2, a3 = _xoshiro(
+                    np.uint64(s0[j]), np.uint64(s1[j]), np.uint64(s2[j]), np.uint64(s3[j])
+                )
                 s0[j], s1[j], s2[j], s3[j] = a0, a1, a2, a3
                 res[j] = _decide(f[j], beta, out)
             for j in range(cnt):
@@ -217,7 +233,9 @@ def _scan_random(s, st, ptr, nbr, w, h, beta):
             if (prod & _M32) >= reject:
                 break
         p = prod >> np.uint64(32)
-        fp = _field(s, ptr, nbr, w, h, p)
+        fp = h[p]
+        for k in range(np.uint64(ptr[p]), np.uint64(ptr[p + 1])):
+            fp = _fma(w[k], s[np.uint64(nbr[k])], fp)
         out, a0, a1, a2, a3 = _xoshiro(a0, a1, a2, a3)
         s[p] = _decide(fp, beta, out)
     st[0], st[1], st[2], st[3] = a0, a1, a2, a3
@@ -266,7 +284,8 @@ def _uniform53(st):
     y, a0, a1, a2, a3 = _xoshiro(a0, a1, a2, a3)
     st[0], st[1], st[2], st[3] = a0, a1, a2, a3
     return np.float64((x >> np.uint64(5)) * np.uint64(67108864) + (y >> np.uint64(6))) * (
-        1.0 / 9007199254740992.0)
+        1.0 / 9007199254740992.0
+    )
 
 
 @njit(cache=True)
@@ -319,8 +338,26 @@ def _record(S, by_column, c0, K, temp, site, e, d, out, out_e, out_w):
 
 
 @njit(cache=True)
-def _run_block(S, rng, c0, c1, kern, lay, ladder, betaf, temp, pt, t0, nsteps, swap_every, thin,
-               record, out, out_e, out_w):
+def _run_block(
+    S,
+    rng,
+    c0,
+    c1,
+    kern,
+    lay,
+    ladder,
+    betaf,
+    temp,
+    pt,
+    t0,
+    nsteps,
+    swap_every,
+    thin,
+    record,
+    out,
+    out_e,
+    out_w,
+):
     """:func:`run` for the columns c0..c1 - 1 (whole chains), on one thread."""
     ptr, nbr, w, h, sidx, site, w64, h64, bstart = lay
     walker, label, swap_rng, acc, att, trips = pt
@@ -366,8 +403,22 @@ def _run_block(S, rng, c0, c1, kern, lay, ladder, betaf, temp, pt, t0, nsteps, s
         if swap:
             event = (t + 1) // swap_every - 1
             for c in range(c0 // K, c1 // K):
-                _swap(c, event, K, c0, e, ladder, temp, walker, label, swap_rng, acc, att, trips,
-                      record)
+                _swap(
+                    c,
+                    event,
+                    K,
+                    c0,
+                    e,
+                    ladder,
+                    temp,
+                    walker,
+                    label,
+                    swap_rng,
+                    acc,
+                    att,
+                    trips,
+                    record,
+                )
         if rec:
             _record(Sl, by_column, c0, K, temp, site, e, ndraw, out, out_e, out_w)
             ndraw += 1
@@ -380,8 +431,25 @@ def _run_block(S, rng, c0, c1, kern, lay, ladder, betaf, temp, pt, t0, nsteps, s
 
 
 @njit(parallel=True, cache=True)
-def run(S, rng, bounds, kernels, lay, ladder, betaf, temp, pt, t0, nsteps, swap_every, thin,
-        record, out, out_e, out_w):
+def run(
+    S,
+    rng,
+    bounds,
+    kernels,
+    lay,
+    ladder,
+    betaf,
+    temp,
+    pt,
+    t0,
+    nsteps,
+    swap_every,
+    thin,
+    record,
+    out,
+    out_e,
+    out_w,
+):
     """Advance every column ``nsteps`` steps from global step ``t0``; optionally record draws.
 
     Parameters
@@ -401,5 +469,23 @@ def run(S, rng, bounds, kernels, lay, ladder, betaf, temp, pt, t0, nsteps, swap_
     out, out_e, out_w : int8 [R, k, n], float64 [R, k], int32 [R, k] outputs.
     """
     for bi in prange(bounds.shape[0] - 1):
-        _run_block(S, rng, bounds[bi], bounds[bi + 1], kernels[bi], lay, ladder, betaf, temp, pt,
-                   t0, nsteps, swap_every, thin, record, out, out_e, out_w)
+        _run_block(
+            S,
+            rng,
+            bounds[bi],
+            bounds[bi + 1],
+            kernels[bi],
+            lay,
+            ladder,
+            betaf,
+            temp,
+            pt,
+            t0,
+            nsteps,
+            swap_every,
+            thin,
+            record,
+            out,
+            out_e,
+            out_w,
+        )
