@@ -139,6 +139,7 @@ def main(argv=None) -> dict:
             )
     cols = [
         "model",
+        "beta_x_maxfield",
         "beta",
         "gap_even",
         "gap_odd",
