@@ -392,15 +392,33 @@ def _level_probs(levels, inverse, E, beta):
 
 
 def exact_swap_acceptance(c: Couplings, betas) -> np.ndarray:
-    """Exact mean swap acceptance of each rung for independent Boltzmann states (small n)."""
+    """Exact mean swap acceptance of each rung for independent Boltzmann states (small n).
+
+    A_k = sum_{a,b} p_k(a) p_{k+1}(b) min(1, exp(d (E_a - E_b))), d = beta_k - beta_{k+1}, over
+    energy levels. With x = d E sorted, pairs with x_b <= x_a accept with 1 (a cumulative sum) and
+    the rest with exp(x_a - x_b), summed by a backward recursion whose exponents are all <= 0, so
+    the cost is O(L log L) in the number of levels L and nothing overflows.
+    """
     b = np.asarray(betas, dtype=np.float64)
     levels, inverse, E = _energy_levels(c)
     probs = [_level_probs(levels, inverse, E, x) for x in b]
     out = np.empty(len(b) - 1)
-    dE = levels[:, None] - levels[None, :]
     for k in range(len(b) - 1):
-        a = np.exp(np.minimum((b[k] - b[k + 1]) * dE, 0.0))
-        out[k] = probs[k] @ a @ probs[k + 1]
+        d = b[k] - b[k + 1]
+        if d == 0:
+            out[k] = 1.0
+            continue
+        x = d * levels
+        order = np.argsort(x)
+        xs, p, q = x[order], probs[k][order], probs[k + 1][order]
+        below = np.cumsum(q)  # sum of q(b) with x_b <= x_a (levels are distinct)
+        above = np.zeros_like(xs)  # sum of q(b) exp(x_a - x_b) with x_b > x_a
+        decay = np.exp(xs[:-1] - xs[1:])
+        acc = 0.0
+        for i in range(len(xs) - 2, -1, -1):
+            acc = decay[i] * (q[i + 1] + acc)
+            above[i] = acc
+        out[k] = p @ (below + above)
     return out
 
 
