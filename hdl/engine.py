@@ -33,14 +33,22 @@ import math
 import numpy as np
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, unsigned
 from amaranth.lib import memory, wiring
-from amaranth.lib.wiring import In, Out
 
 from pbitsim.couplings import Couplings
 from pbitsim.rng import derive_seeds
 from pbitsim.sim.hardware import HardwareDesign
 
 from .fixedpoint import ActivationTable, Comparator, InputAccumulator, Saturation, sum_width
-from .hardware import DATA_BITS, AddressMap, Region, Register, read_back, select_or, topology_id
+from .hardware import (
+    DATA_BITS,
+    AddressMap,
+    ArrayInfo,
+    Region,
+    Register,
+    array_signature,
+    read_back,
+    select_or,
+)
 from .rng import next_state, state_bits
 
 __all__ = ["PbitEngine", "GAP"]
@@ -63,7 +71,7 @@ def _rom(index, values, width: int):
     return Const(packed, width * entries).word_select(index, width)
 
 
-class PbitEngine(wiring.Component):
+class PbitEngine(ArrayInfo, wiring.Component):
     """Time-multiplexed p-bit array with ``lanes`` datapaths; same results as :class:`PbitArray`.
 
     Parameters
@@ -150,37 +158,7 @@ class PbitEngine(wiring.Component):
             self.slot_last += [False] * (k_c + GAP - 1) + [True]
             base += k_c + GAP
         self.slots = base
-        super().__init__(
-            {
-                "bus": In(
-                    wiring.Signature(
-                        {
-                            "addr": Out(self.address_map.width),
-                            "w_data": Out(DATA_BITS),
-                            "w_en": Out(1),
-                            "r_data": In(DATA_BITS),
-                        }
-                    )
-                ),
-                "run": In(1),
-                "running": Out(1),
-                "cycle_done": Out(1),
-                "color": Out(range(max(self.n_colors, 2))),
-                "spins": Out(couplings.n),
-            }
-        )
-
-    @property
-    def couplings(self) -> Couplings:
-        return self._couplings
-
-    @property
-    def design(self) -> HardwareDesign:
-        return self._design
-
-    @property
-    def topology_id(self) -> int:
-        return topology_id(self._couplings)
+        super().__init__(array_signature(self.address_map, self.n_colors, couplings.n))
 
     def elaborate(self, platform):
         m = Module()

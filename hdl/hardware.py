@@ -266,6 +266,47 @@ class AddressMap:
         return writes
 
 
+def array_signature(address_map: AddressMap, n_colors: int, n: int) -> dict:
+    """The ports of every p-bit array (:class:`PbitArray` and ``PbitEngine`` share one contract):
+    the register bus, run control, the colour being updated and every spin."""
+    return {
+        "bus": In(
+            wiring.Signature(
+                {
+                    "addr": Out(address_map.width),
+                    "w_data": Out(DATA_BITS),
+                    "w_en": Out(1),
+                    "r_data": In(DATA_BITS),
+                }
+            )
+        ),
+        "run": In(1),
+        "running": Out(1),
+        "cycle_done": Out(1),
+        "color": Out(range(max(n_colors, 2))),
+        "spins": Out(n),
+    }
+
+
+class ArrayInfo:
+    """What a built array says about itself: its couplings, design and topology id."""
+
+    _couplings: Couplings
+    _design: HardwareDesign
+
+    @property
+    def couplings(self) -> Couplings:
+        return self._couplings
+
+    @property
+    def design(self) -> HardwareDesign:
+        return self._design
+
+    @property
+    def topology_id(self) -> int:
+        return topology_id(self._couplings)
+
+
 class Pbit(wiring.Component):
     """One p-bit: J/bias registers, generator, look-ahead input sum, comparator, spin register.
 
@@ -385,7 +426,7 @@ class Pbit(wiring.Component):
         return m
 
 
-class PbitArray(wiring.Component):
+class PbitArray(ArrayInfo, wiring.Component):
     """A p-bit array for one topology, loaded at run time; twin of the cycle model.
 
     Parameters
@@ -464,37 +505,7 @@ class PbitArray(wiring.Component):
             for k, i in enumerate(cls.tolist()):
                 self.lane_of[i] = k
                 self.members[k][c] = i
-        super().__init__(
-            {
-                "bus": In(
-                    wiring.Signature(
-                        {
-                            "addr": Out(self.address_map.width),
-                            "w_data": Out(DATA_BITS),
-                            "w_en": Out(1),
-                            "r_data": In(DATA_BITS),
-                        }
-                    )
-                ),
-                "run": In(1),
-                "running": Out(1),
-                "cycle_done": Out(1),
-                "color": Out(range(max(self.n_colors, 2))),
-                "spins": Out(couplings.n),
-            }
-        )
-
-    @property
-    def couplings(self) -> Couplings:
-        return self._couplings
-
-    @property
-    def design(self) -> HardwareDesign:
-        return self._design
-
-    @property
-    def topology_id(self) -> int:
-        return topology_id(self._couplings)
+        super().__init__(array_signature(self.address_map, self.n_colors, couplings.n))
 
     def _reset_values(self):
         c, d = self._couplings, self._design
