@@ -4,12 +4,18 @@
 
 Workloads: (a) 128x128 periodic lattice, J = 1, beta = 0.44; (b) random 3-regular graph,
 n = 16384, J = +-1, beta = 0.5; (c) dense Sherrington-Kirkpatrick, n = 1024, beta = 1.
-Throughput = n * replicas * sweeps / wall seconds of ``Runner.advance`` (no recording), median of
-three runs after a warm-up call. Peers, measured in the same process: dwave-neal at fixed beta
-(``beta_range=(b, b)``; its own sampling timer; Metropolis, its default), thrml 0.1.4 block Gibbs
-on JAX CPU (1 chain, and 64 chains under ``jax.vmap``; compilation excluded) and a vectorised NumPy
-checkerboard (lattice only). Also: the wall time of a first ``pbitsim.sample`` of a 100-spin model
-in a fresh Python process with a warm Numba cache.
+Work = n * chains * sweeps spin updates of ``Runner.advance`` (no recording). Peers, in the same
+process: dwave-neal at fixed beta (``beta_range=(b, b)``; Metropolis, its default), thrml 0.1.4
+block Gibbs on JAX CPU (1 chain, and 64 chains under ``jax.vmap``; compilation excluded) and a
+vectorised NumPy checkerboard (lattice only).
+
+Each point records wall time and process CPU time (all threads), median of three runs after a
+warm-up run. The machine may be shared: wall-clock rates then drop with other people's load, but
+work per CPU-second does not (much). So the table reports, per sampler, flips per wall-ns as
+measured, flips per CPU-ns (per core busy), and an idle-machine estimate: flips per CPU-ns times
+the cores the sampler keeps busy (CPU/wall on its run, at most the core count). Ratios to the
+peers use the idle-machine estimates. Also: wall time of a first ``pbitsim.sample`` of a 100-spin
+model in a fresh Python process with a warm Numba cache.
 """
 
 from __future__ import annotations
@@ -40,50 +46,67 @@ def workloads(quick: bool) -> dict:
     return w
 
 
-def timed(fn, repeats: int) -> float:
-    """Median wall seconds of fn() over ``repeats`` calls, after one warm-up call."""
+class Rate:
+    """Throughput of one sampler on one workload."""
+
+    def __init__(self, flips: float, wall: float, cpu: float, cores_busy: float | None = None):
+        self.wall_rate = flips / wall / 1e9
+        self.cpu_rate = flips / cpu / 1e9
+        busy = cpu / wall if cores_busy is None else cores_busy
+        self.cores = min(max(busy, 1.0), os.cpu_count() or 1)
+        self.idle_rate = self.cpu_rate * self.cores
+
+
+def timed(fn, repeats: int) -> tuple[float, float]:
+    """Median (wall, CPU) seconds of fn() over ``repeats`` calls, after one warm-up call."""
     fn()
-    times = []
+    walls, cpus = [], []
     for _ in range(repeats):
-        t = time.perf_counter()
+        w, c = time.perf_counter(), time.process_time()
         fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+        walls.append(time.perf_counter() - w)
+        cpus.append(time.process_time() - c)
+    return statistics.median(walls), statistics.median(cpus)
 
 
-def sweeps_for(c, replicas: int, work: float) -> int:
+def sweeps_for(c, chains: int, work: float) -> int:
     per_update = c.nnz / c.n + 4  # dense models cost per coupling, sparse ones per site
-    return max(2, int(work / (c.n * replicas * per_update / 8)))
+    return max(2, int(work / (c.n * chains * per_update / 8)))
 
 
-def pbitsim_rate(c, method: str, replicas: int, work: float, repeats: int) -> float:
+def pbitsim_rate(c, method: str, replicas: int, work: float, repeats: int) -> Rate:
+    from numba import get_num_threads
+
     runner = get_method(method)(c, replicas=replicas, seed=1)
     sweeps = sweeps_for(c, replicas, work)
-    return c.n * replicas * sweeps / timed(lambda: runner.advance(sweeps), repeats) / 1e9
+    wall, cpu = timed(lambda: runner.advance(sweeps), repeats)
+    # the kernels never wait for each other: they keep min(threads, blocks) cores busy
+    blocks, _ = runner._plan()
+    return Rate(c.n * replicas * sweeps, wall, cpu, min(get_num_threads(), len(blocks) - 1))
 
 
-def neal_rate(c, reads: int, work: float, repeats: int) -> float:
+def neal_rate(c, work: float, repeats: int) -> Rate:
     from neal import SimulatedAnnealingSampler
 
     bqm = c.to_bqm()  # E_bqm = -(J s s + h s): neal's sign is opposite to J, so pass -J
     sampler = SimulatedAnnealingSampler()
-    sweeps = sweeps_for(c, reads, work / 4)
-    ns = []
-    for _ in range(repeats):
-        ss = sampler.sample(
+    sweeps = sweeps_for(c, 1, work / 4)
+    wall, cpu = timed(
+        lambda: sampler.sample(
             bqm,
             beta_range=(c.beta, c.beta),
             num_sweeps=sweeps,
-            num_reads=reads,
+            num_reads=1,
             beta_schedule_type="linear",
             seed=1,
-        )
-        ns.append(ss.info["timing"]["sampling_ns"])
-    return c.n * reads * sweeps / statistics.median(ns)
+        ),
+        repeats,
+    )
+    return Rate(c.n * sweeps, wall, cpu, 1.0)
 
 
-def thrml_rate(c, chains: int, work: float, repeats: int) -> tuple[float, float]:
-    """(flips/ns, compile seconds) of thrml block Gibbs over the colour classes."""
+def thrml_rate(c, chains: int, work: float, repeats: int) -> tuple[Rate, float]:
+    """(rate, compile seconds) of thrml block Gibbs over the colour classes."""
     import jax
     import jax.numpy as jnp
     from thrml import Block, SamplingSchedule, SpinNode, sample_states
@@ -113,11 +136,11 @@ def thrml_rate(c, chains: int, work: float, repeats: int) -> tuple[float, float]
     t = time.perf_counter()
     jax.block_until_ready(run(*args))
     compile_s = time.perf_counter() - t
-    sec = timed(lambda: jax.block_until_ready(run(*args)), repeats)
-    return c.n * chains * sweeps / sec / 1e9, compile_s
+    wall, cpu = timed(lambda: jax.block_until_ready(run(*args)), repeats)
+    return Rate(c.n * chains * sweeps, wall, cpu), compile_s
 
 
-def numpy_checkerboard_rate(c, side: int, work: float, repeats: int) -> float:
+def numpy_checkerboard_rate(c, side: int, work: float, repeats: int) -> Rate:
     rng = np.random.default_rng(0)
     s = rng.choice([-1.0, 1.0], (side, side))
     black = (np.add.outer(np.arange(side), np.arange(side)) % 2) == 0
@@ -128,10 +151,11 @@ def numpy_checkerboard_rate(c, side: int, work: float, repeats: int) -> float:
         for _ in range(sweeps):
             for mask in (black, ~black):
                 field = np.roll(s, 1, 0) + np.roll(s, -1, 0) + np.roll(s, 1, 1) + np.roll(s, -1, 1)
-                new = np.where(rng.random(s.shape) < 0.5 * (1 + np.tanh(c.beta * field)), 1.0, -1.0)
-                s = np.where(mask, new, s)
+                p_up = 0.5 * (1 + np.tanh(c.beta * field))
+                s = np.where(mask, np.where(rng.random(s.shape) < p_up, 1.0, -1.0), s)
 
-    return side * side * sweeps / timed(run, repeats) / 1e9
+    wall, cpu = timed(run, repeats)
+    return Rate(side * side * sweeps, wall, cpu, 1.0)
 
 
 def first_sample_seconds() -> float:
@@ -141,13 +165,11 @@ def first_sample_seconds() -> float:
         "import time; t = time.perf_counter(); import pbitsim; from pbitsim import models; "
         "pbitsim.sample(models.lattice_2d(10), 100, seed=1); print(time.perf_counter() - t)"
     )
-    out = [
-        subprocess.run(
-            [sys.executable, "-c", code], capture_output=True, text=True, check=True
-        ).stdout
+    runs = [
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
         for _ in range(2)
     ]
-    return float(out[-1])
+    return float(runs[-1].stdout)
 
 
 def machine() -> str:
@@ -159,18 +181,20 @@ def machine() -> str:
             cpu = next(line.split(":", 1)[1].strip() for line in f if "model name" in line)
     except (OSError, StopIteration):
         pass
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     return (
         f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, numba "
-        f"{numba.__version__} ({numba.get_num_threads()} threads), numpy {np.__version__}; "
-        f"load average {load:.1f} when the run started"
+        f"{numba.__version__} ({numba.get_num_threads()} threads), numpy {np.__version__}"
     )
+
+
+def load() -> float:
+    return os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument(
-        "--quick", action="store_true", help="less work per point, no SK, no peers' 64-chain runs"
+        "--quick", action="store_true", help="less work, no SK, no 256 replicas, no 64-chain thrml"
     )
     ap.add_argument("--write", metavar="MD", help="also write the table to this markdown file")
     args = ap.parse_args()
@@ -178,59 +202,67 @@ def main() -> None:
     repeats = 3
     replica_counts = (1, 64) if args.quick else (1, 64, 256)
     header = machine()
+    loads = [load()]
     print(header, flush=True)
-    rows = []  # (workload, sampler, chains, flips/ns, neal ratio, thrml ratio)
+    rows = []  # (workload, sampler, chains, Rate, x neal, x thrml)
     for name, c in workloads(args.quick).items():
-        neal_before = neal_rate(c, 1, work, repeats)
+        neal = neal_rate(c, work, repeats)
         thrml = {}
         if name != "SK n=1024":  # n colour classes: thrml would compile one block per spin
             for chains in (1,) if args.quick else (1, 64):
                 thrml[chains], compile_s = thrml_rate(c, chains, work, repeats)
                 print(
-                    f"{name}: thrml x{chains} {thrml[chains]:.4f} (compile {compile_s:.1f} s)",
+                    f"{name}: thrml x{chains} {thrml[chains].idle_rate:.4f} "
+                    f"(compile {compile_s:.1f} s)",
                     flush=True,
                 )
-        ours = []
+        peers = [("dwave-neal (Metropolis, fixed beta)", 1, neal)]
+        peers += [("thrml block Gibbs, JAX CPU", k, v) for k, v in thrml.items()]
+        if name.startswith("lattice"):
+            peers.append(("NumPy checkerboard", 1, numpy_checkerboard_rate(c, 128, work, repeats)))
+        rows += [(name, s, k, r, r.idle_rate / neal.idle_rate, None) for s, k, r in peers]
         for method in SCHEMES:
             for R in replica_counts:
-                ours.append((method, R, pbitsim_rate(c, method, R, work, repeats)))
-                print(f"{name}: {method} R={R} {ours[-1][2]:.4f}", flush=True)
-        # neal before and after our runs: the machine is shared, so bracket them
-        neal1 = (neal_before + neal_rate(c, 1, work, repeats)) / 2
-        print(f"{name}: neal {neal_before:.4f} before, {neal1:.4f} mean", flush=True)
-        peer_rows = [(name, "dwave-neal (Metropolis, fixed beta)", 1, neal1)]
-        peer_rows += [(name, "thrml block Gibbs, JAX CPU", k, v) for k, v in thrml.items()]
-        if name.startswith("lattice"):
-            peer_rows.append(
-                (name, "NumPy checkerboard", 1, numpy_checkerboard_rate(c, 128, work, repeats))
-            )
-        for row in peer_rows:
-            rows.append((*row, row[3] / neal1, None))
-        for method, R, r in ours:
-            ref = thrml.get(1 if R == 1 else 64)
-            rows.append((name, f"pbitsim {method}", R, r, r / neal1, r / ref if ref else None))
+                r = pbitsim_rate(c, method, R, work, repeats)
+                ref = thrml.get(1 if R == 1 else 64)
+                rows.append(
+                    (
+                        name,
+                        f"pbitsim {method}",
+                        R,
+                        r,
+                        r.idle_rate / neal.idle_rate,
+                        r.idle_rate / ref.idle_rate if ref else None,
+                    )
+                )
+                print(
+                    f"{name}: {method} R={R} wall {r.wall_rate:.4f} idle {r.idle_rate:.4f}",
+                    flush=True,
+                )
+        loads.append(load())
     first = first_sample_seconds()
     lines = [
-        "| workload | sampler | chains | flips/ns | x neal | x thrml (1 chain vs 1, else vs 64) |",
-        "|---|---|---:|---:|---:|---:|",
+        "| workload | sampler | chains | flips/ns wall | flips/CPU-ns | cores | flips/ns idle "
+        "| x neal | x thrml |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for name, sampler, chains, rate, rn, rt in rows:
+    for name, sampler, chains, r, rn, rt in rows:
         rt_s = f"{rt:.1f}" if rt is not None else "-"
-        lines.append(f"| {name} | {sampler} | {chains} | {rate:.3f} | {rn:.1f} | {rt_s} |")
+        lines.append(
+            f"| {name} | {sampler} | {chains} | {r.wall_rate:.3g} | {r.cpu_rate:.3g} | "
+            f"{r.cores:.1f} | {r.idle_rate:.3g} | {rn:.1f} | {rt_s} |"
+        )
     table = "\n".join(lines)
-    print("\n" + table)
-    print(
-        f"\nfirst pbitsim.sample() of a 100-spin model in a fresh process (warm cache, import "
-        f"included): {first:.2f} s"
+    notes = (
+        f"Load average (1 min) during the run: {', '.join(f'{x:.1f}' for x in loads)} on "
+        f"{os.cpu_count()} cores. First `pbitsim.sample()` of a 100-spin model in a fresh "
+        f"process, warm Numba cache, import included: {first:.2f} s."
     )
+    print(f"\n{table}\n\n{notes}")
     if args.write:
         with open(args.write, "w") as f:
-            f.write(
-                f"<!-- written by benchmarks/bench_throughput.py{' --quick' * args.quick} -->"
-                f"\n\nMachine: {header}\n\n{table}\n\nFirst `pbitsim.sample()` of a 100-spin "
-                f"model in a fresh process, warm Numba cache, import included: {first:.2f} s"
-                "\n"
-            )
+            cmd = "benchmarks/bench_throughput.py" + " --quick" * args.quick
+            f.write(f"<!-- written by {cmd} -->\n\nMachine: {header}\n\n{table}\n\n{notes}\n")
 
 
 if __name__ == "__main__":

@@ -272,7 +272,7 @@ def sample(
         "replicas": replicas,
         "step_unit": runner.step_unit,
         "beta": couplings.beta,
-        "options": _jsonable(options),
+        "options": {k: _recorded(v) for k, v in options.items()},
         "runner": runner.settings,
     }
     if base is not None:  # hand back read-only views of the finished files
@@ -294,6 +294,23 @@ def sample(
     if base is not None:
         write_metadata(base, samples.metadata(base))
     return samples
+
+
+def _recorded(value):
+    """An option as JSON for ``Samples.settings``: large arrays by their SHA-256, objects JSON
+    cannot hold by their repr."""
+    import hashlib
+    import json
+
+    if isinstance(value, np.ndarray | list | tuple) and np.size(value) > 4096:
+        data = np.ascontiguousarray(value)
+        return {"sha256": hashlib.sha256(data.tobytes()).hexdigest(), "shape": list(data.shape)}
+    value = _jsonable(value)
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        return repr(value)
+    return value
 
 
 def _allocate(path: Path | None, shape: tuple, dtype) -> np.ndarray:

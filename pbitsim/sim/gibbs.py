@@ -70,8 +70,10 @@ __all__ = [
     "ChromaticRunner",
 ]
 
-#: below this many replicas per thread, kernels that work column by column serve them.
+#: below this many replicas per block, kernels that work column by column serve them.
 _COLUMN_KERNELS_BELOW = 16
+#: replicas per block of the replica kernel, at most (more blocks than threads above it).
+_MAX_BLOCK_WIDTH = 128
 
 
 @dataclass(frozen=True)
@@ -248,11 +250,11 @@ class GibbsRunner(Runner):
         self._rng = np.ascontiguousarray(_streams(seed, 0, rows, ns).T)
         pos_of = np.empty(n, np.int64)
         pos_of[self._layout.site] = np.arange(n)
-        self._S = np.zeros((n + 1, rows), np.float32)
+        self._S = np.zeros((n + 1, rows), np.int8)
         if initial is None:
             words = _words(seed, 2, rows, -(-n // 32))
             bits = np.unpackbits(words.view(np.uint8), axis=1)[:, :n]
-            self._S[pos_of] = (2.0 * bits - 1.0).T
+            self._S[pos_of] = (2 * bits.astype(np.int8) - 1).T
         else:
             s0 = np.asarray(initial)
             if s0.shape not in ((n,), (rows, n)) or not np.all(np.isin(s0, (-1, 1))):
@@ -305,12 +307,15 @@ class GibbsRunner(Runner):
         return self._rows
 
     def _plan(self) -> tuple[np.ndarray, np.ndarray]:
-        """Column blocks (whole chains), one per thread, and the kernel of each: a speed choice
-        only, since every kernel computes the same numbers."""
+        """Column blocks (whole chains) and the kernel of each: a speed choice only, since every
+        kernel computes the same numbers."""
         from numba import get_num_threads
 
-        chains = self.replicas
-        nblocks = min(chains, get_num_threads())
+        chains, threads = self.replicas, get_num_threads()
+        # Enough blocks to keep each under _MAX_BLOCK_WIDTH replicas (its spins then stay in
+        # cache on random graphs), a multiple of the thread count (static schedule: balance).
+        nblocks = threads * -(-self._rows // (threads * _MAX_BLOCK_WIDTH))
+        nblocks = min(chains, nblocks)
         bounds = (np.arange(nblocks + 1) * chains // nblocks * self._K).astype(np.int64)
         if self.method_name == "random-scan":
             kernel = gk.KERNEL_RANDOM_SCAN

@@ -1,12 +1,11 @@
 """Numba kernels of the exact p-bit samplers (sequential sweep, chromatic, random scan).
 
 Everything here works on a *layout* built by :mod:`pbitsim.sim.gibbs`: sites renumbered into
-*positions* in update order (colour classes contiguous for the chromatic scheme), J as a CSR over
-positions padded to a multiple of 4 entries per row (padding points at the zero row ``n`` of the
-spin array with weight 0), and, for the site-vectorised kernel, the same entries regrouped per
-group of 8 consecutive positions (sliced ELL).
+*positions* in update order (colour classes contiguous for the chromatic scheme), and J as a CSR
+over positions padded to a multiple of 4 entries per row (padding points at the zero row ``n`` of
+the spin array with weight 0).
 
-State is float32 spins ``S[n + 1, R]`` (row ``n`` stays 0) and xoshiro128+ streams
+State is int8 spins ``S[n + 1, R]`` (row ``n`` stays 0) and xoshiro128+ streams
 ``rng[4 * streams, R]``: the random number that updates position p of column r comes from stream
 ``sidx[p]`` of column r and from nowhere else. Every kernel below consumes each stream in the same
 order with the same float32 arithmetic (the fused multiply-adds are explicit ``llvm.fma`` calls,
@@ -49,6 +48,7 @@ _B0, _B2, _B4, _B6 = (
 )
 _XMAX = _F(7.90531110763549805)
 _ONE = _F(1.0)
+_UP, _DOWN = np.int8(1), np.int8(-1)
 _GRID = _F(2.0**-23)
 # Numba widens uint32 arithmetic to 64 bits: every xoshiro128+ operation is masked explicitly.
 _M32 = np.uint64(0xFFFFFFFF)
@@ -88,8 +88,8 @@ def _xoshiro(a0, a1, a2, a3):
 
 
 @njit(cache=True, inline="always")
-def _decide(field, beta, out):
-    """+1 with probability (1 + tanh(beta * field)) / 2 given a 32-bit random ``out``."""
+def _accept(field, beta, out):
+    """True (spin +1) with probability (1 + tanh(beta * field)) / 2, given 32 random bits."""
     v = _F(np.int32(out >> _U8)) * _GRID - _ONE
     x = min(max(beta * field, -_XMAX), _XMAX)
     x2 = x * x
@@ -102,12 +102,12 @@ def _decide(field, beta, out):
         * x
     )
     q = _fma(_fma(_fma(_B6, x2, _B4), x2, _B2), x2, _B0)
-    return _ONE if v * q < p else -_ONE
+    return v * q < p
 
 
 @njit(cache=True, inline="always")
 def _update(st, row, r, field, beta):
-    """Step stream ``row // 4`` of column r in the [4 * streams, m] array st; return the spin."""
+    """Step stream ``row // 4`` of column r in the [4 * streams, m] array st; accept?"""
     out, a0, a1, a2, a3 = _xoshiro(
         np.uint64(st[row, r]),
         np.uint64(st[row + 1, r]),
@@ -118,12 +118,15 @@ def _update(st, row, r, field, beta):
     st[row + 1, r] = a1
     st[row + 2, r] = a2
     st[row + 3, r] = a3
-    return _decide(field, beta, out)
+    return _accept(field, beta, out)
 
 
 @njit(cache=True)
 def _sweep_replicas(S, st, ptr, nbr, w, h, sidx, bstart, bv, f):
-    """One sweep of all positions in order, vectorised over the m columns of S[n + 1, m]."""
+    """One sweep of all positions in order, vectorised over the m columns of int8 S[n + 1, m].
+
+    int8 rows (one cache line per 64 replicas) keep a random graph's neighbour rows in cache.
+    """
     m = np.uint64(S.shape[1])  # unsigned column indices: no negative-index wraparound checks
     # Positions are walked block by block with bounds read from an array: LLVM then keeps the
     # aliasing checks of the vectorised column loops per position. Given a loop bound it can
@@ -139,26 +142,27 @@ def _sweep_replicas(S, st, ptr, nbr, w, h, sidx, bstart, bv, f):
             w0, w1, w2, w3 = w[k0], w[k0 + 1], w[k0 + 2], w[k0 + 3]
             if k1 - k0 == 4:  # degree <= 4: field and update in one pass
                 for r in range(m):
-                    fr = _fma(
-                        w3, S[q3, r], _fma(w2, S[q2, r], _fma(w1, S[q1, r], _fma(w0, S[q0, r], hp)))
-                    )
-                    S[p, r] = _update(st, row, r, fr, bv[r])
+                    fr = _fma(w0, _F(S[q0, r]), hp)
+                    fr = _fma(w1, _F(S[q1, r]), fr)
+                    fr = _fma(w2, _F(S[q2, r]), fr)
+                    fr = _fma(w3, _F(S[q3, r]), fr)
+                    S[p, r] = _UP if _update(st, row, r, fr, bv[r]) else _DOWN
                 continue
             for r in range(m):
-                f[r] = _fma(
-                    w3, S[q3, r], _fma(w2, S[q2, r], _fma(w1, S[q1, r], _fma(w0, S[q0, r], hp)))
-                )
+                fr = _fma(w0, _F(S[q0, r]), hp)
+                fr = _fma(w1, _F(S[q1, r]), fr)
+                fr = _fma(w2, _F(S[q2, r]), fr)
+                f[r] = _fma(w3, _F(S[q3, r]), fr)
             for k in range(k0 + 4, k1, 4):
                 q0, q1, q2, q3 = nbr[k], nbr[k + 1], nbr[k + 2], nbr[k + 3]
                 w0, w1, w2, w3 = w[k], w[k + 1], w[k + 2], w[k + 3]
                 for r in range(m):
-                    f[r] = _fma(
-                        w3,
-                        S[q3, r],
-                        _fma(w2, S[q2, r], _fma(w1, S[q1, r], _fma(w0, S[q0, r], f[r]))),
-                    )
+                    fr = _fma(w0, _F(S[q0, r]), f[r])
+                    fr = _fma(w1, _F(S[q1, r]), fr)
+                    fr = _fma(w2, _F(S[q2, r]), fr)
+                    f[r] = _fma(w3, _F(S[q3, r]), fr)
             for r in range(m):
-                S[p, r] = _update(st, row, r, f[r], bv[r])
+                S[p, r] = _UP if _update(st, row, r, f[r], bv[r]) else _DOWN
 
 
 @njit(cache=True)
@@ -177,7 +181,7 @@ def _sweep_column(s, st, ptr, nbr, w, h, sidx, bstart, beta):
                 np.uint64(st[row + 3]),
             )
             st[row], st[row + 1], st[row + 2], st[row + 3] = a0, a1, a2, a3
-            s[p] = _decide(fp, beta, out)
+            s[p] = _ONE if _accept(fp, beta, out) else -_ONE
 
 
 @njit(cache=True)
@@ -211,7 +215,7 @@ def _sweep_sites(s, st, ptr, nbr, w, h, bstart, beta, lanes, f, res):
                     np.uint64(s0[j]), np.uint64(s1[j]), np.uint64(s2[j]), np.uint64(s3[j])
                 )
                 s0[j], s1[j], s2[j], s3[j] = a0, a1, a2, a3
-                res[j] = _decide(f[j], beta, out)
+                res[j] = _ONE if _accept(f[j], beta, out) else -_ONE
             for j in range(cnt):
                 s[g0 + j] = res[j]
         for j in range(nl):
@@ -237,43 +241,48 @@ def _scan_random(s, st, ptr, nbr, w, h, beta):
         for k in range(np.uint64(ptr[p]), np.uint64(ptr[p + 1])):
             fp = _fma(w[k], s[np.uint64(nbr[k])], fp)
         out, a0, a1, a2, a3 = _xoshiro(a0, a1, a2, a3)
-        s[p] = _decide(fp, beta, out)
+        s[p] = _ONE if _accept(fp, beta, out) else -_ONE
     st[0], st[1], st[2], st[3] = a0, a1, a2, a3
 
 
 @njit(cache=True)
-def energies_of(S, by_column, ptr, nbr, w64, h64, e, inner):
+def energies_of(S, by_column, ptr, nbr, w64, h64, bstart, e, inner):
     """E = -(sum_{i<j} J s s + sum h s) of each column, float64, in one fixed summation order.
 
     S is [n + 1, m] (``by_column`` False) or [m, n + 1]; both orders add the same terms in the
-    same sequence per column, so the result does not depend on the layout.
+    same sequence per column, so the result does not depend on the layout. (Positions are walked
+    by blocks for the vectoriser's sake, see :func:`_sweep_replicas`.)
     """
-    n = h64.shape[0]
     m = e.shape[0]
     e[:] = 0.0
     if by_column:
         for r in range(m):
             s = S[r]
             acc = 0.0
-            for p in range(n):
-                t = 0.0
-                for k in range(ptr[p], ptr[p + 1]):
-                    t += w64[k] * s[nbr[k]]
-                acc -= s[p] * (h64[p] + 0.5 * t)
+            for b in range(bstart.shape[0] - 1):
+                for p in range(np.uint64(bstart[b]), np.uint64(bstart[b + 1])):
+                    t = 0.0
+                    for k in range(np.uint64(ptr[p]), np.uint64(ptr[p + 1])):
+                        t += w64[k] * s[np.uint64(nbr[k])]
+                    acc -= s[p] * (h64[p] + 0.5 * t)
             e[r] = acc
         return
     mu = np.uint64(m)
-    for p in range(n):
-        for r in range(mu):
-            inner[r] = 0.0
-        for k in range(ptr[p], ptr[p + 1]):
-            q = nbr[k]
-            wk = w64[k]
+    for b in range(bstart.shape[0] - 1):
+        for p in range(bstart[b], bstart[b + 1]):
             for r in range(mu):
-                inner[r] += wk * S[q, r]
-        hp = h64[p]
-        for r in range(mu):
-            e[r] -= S[p, r] * (hp + 0.5 * inner[r])
+                inner[r] = 0.0
+            for k in range(ptr[p], ptr[p + 1], 4):  # rows hold a multiple of 4 entries
+                q0, q1, q2, q3 = nbr[k], nbr[k + 1], nbr[k + 2], nbr[k + 3]
+                w0, w1, w2, w3 = w64[k], w64[k + 1], w64[k + 2], w64[k + 3]
+                for r in range(mu):
+                    t = inner[r] + w0 * np.float64(S[q0, r])
+                    t = t + w1 * np.float64(S[q1, r])
+                    t = t + w2 * np.float64(S[q2, r])
+                    inner[r] = t + w3 * np.float64(S[q3, r])
+            hp = h64[p]
+            for r in range(mu):
+                e[r] -= np.float64(S[p, r]) * (hp + 0.5 * inner[r])
 
 
 @njit(cache=True)
@@ -338,11 +347,10 @@ def _record(S, by_column, c0, K, temp, site, e, d, out, out_e, out_w):
 
 
 @njit(cache=True)
-def _run_block(
-    S,
-    rng,
+def _steps(
+    Sl,
+    stl,
     c0,
-    c1,
     kern,
     lay,
     ladder,
@@ -358,20 +366,13 @@ def _run_block(
     out_e,
     out_w,
 ):
-    """:func:`run` for the columns c0..c1 - 1 (whole chains), on one thread."""
+    """The steps of :func:`run` on a block's private copies: Sl is int8 [n + 1, m] for the
+    replica kernel, float32 [m, n + 1] (a column per row) for the others."""
     ptr, nbr, w, h, sidx, site, w64, h64, bstart = lay
     walker, label, swap_rng, acc, att, trips = pt
     K = ladder.shape[0]
-    m = c1 - c0
     by_column = kern != KERNEL_REPLICAS
-    # Private copies: the vectoriser then needs no aliasing checks against other threads'
-    # columns, and a column-major copy makes each column contiguous for the per-column kernels.
-    if by_column:
-        Sl = np.ascontiguousarray(S[:, c0:c1].T)
-        stl = np.ascontiguousarray(rng[:, c0:c1].T)
-    else:
-        Sl = np.ascontiguousarray(S[:, c0:c1])
-        stl = np.ascontiguousarray(rng[:, c0:c1])
+    m = Sl.shape[0] if by_column else Sl.shape[1]
     bv = np.empty(m, np.float32)
     f = np.empty(m, np.float32)
     e = np.empty(m, np.float64)
@@ -399,10 +400,10 @@ def _run_block(
         swap = swap_every > 0 and (t + 1) % swap_every == 0
         rec = record and (step + 1) % thin == 0
         if swap or rec:
-            energies_of(Sl, by_column, ptr, nbr, w64, h64, e, inner)
+            energies_of(Sl, by_column, ptr, nbr, w64, h64, bstart, e, inner)
         if swap:
             event = (t + 1) // swap_every - 1
-            for c in range(c0 // K, c1 // K):
+            for c in range(c0 // K, (c0 + m) // K):
                 _swap(
                     c,
                     event,
@@ -422,12 +423,82 @@ def _run_block(
         if rec:
             _record(Sl, by_column, c0, K, temp, site, e, ndraw, out, out_e, out_w)
             ndraw += 1
-    if by_column:
-        S[:, c0:c1] = Sl.T
-        rng[:, c0:c1] = stl.T
-    else:
+
+
+@njit(cache=True)
+def _run_block(
+    S,
+    rng,
+    c0,
+    c1,
+    kern,
+    lay,
+    ladder,
+    betaf,
+    temp,
+    pt,
+    t0,
+    nsteps,
+    swap_every,
+    thin,
+    record,
+    out,
+    out_e,
+    out_w,
+):
+    """:func:`run` for the columns c0..c1 - 1 (whole chains), on one thread.
+
+    It works on private copies: the vectoriser then needs no aliasing checks against other
+    threads' columns, and the column kernels get each column contiguous, in float32.
+    """
+    if kern == KERNEL_REPLICAS:
+        Sl = np.ascontiguousarray(S[:, c0:c1])
+        stl = np.ascontiguousarray(rng[:, c0:c1])
+        _steps(
+            Sl,
+            stl,
+            c0,
+            kern,
+            lay,
+            ladder,
+            betaf,
+            temp,
+            pt,
+            t0,
+            nsteps,
+            swap_every,
+            thin,
+            record,
+            out,
+            out_e,
+            out_w,
+        )
         S[:, c0:c1] = Sl
         rng[:, c0:c1] = stl
+    else:
+        Sc = np.ascontiguousarray(S[:, c0:c1].T).astype(np.float32)
+        stc = np.ascontiguousarray(rng[:, c0:c1].T)
+        _steps(
+            Sc,
+            stc,
+            c0,
+            kern,
+            lay,
+            ladder,
+            betaf,
+            temp,
+            pt,
+            t0,
+            nsteps,
+            swap_every,
+            thin,
+            record,
+            out,
+            out_e,
+            out_w,
+        )
+        S[:, c0:c1] = Sc.T
+        rng[:, c0:c1] = stc.T
 
 
 @njit(parallel=True, cache=True)
@@ -454,7 +525,7 @@ def run(
 
     Parameters
     ----------
-    S, rng : persistent state, float32 [n + 1, R] and uint32 [4 * streams, R] (updated in place).
+    S, rng : persistent state, int8 [n + 1, R] and uint32 [4 * streams, R] (updated in place).
     bounds : int64 [blocks + 1], column blocks (whole PT chains); one thread owns a block.
     kernels : int64 [blocks], KERNEL_* for each block (results do not depend on the choice).
     lay : tuple of layout arrays (see :class:`pbitsim.sim.gibbs.Layout`).
