@@ -57,7 +57,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pbitsim.couplings import Couplings
-from pbitsim.sampling import Runner, register_method
+from pbitsim.sampling import Runner, _count, register_method
 from pbitsim.sim import gibbs_kernels as gk
 from pbitsim.sim.gibbs_kernels import BLOCK, LANES
 
@@ -166,12 +166,6 @@ def _positive(name: str, x) -> np.ndarray:
     return a
 
 
-def _int_at_least(name: str, x, low: int) -> int:
-    if isinstance(x, bool) or not isinstance(x, int | np.integer) or x < low:
-        raise ValueError(f"{name} must be an integer >= {low}, not {x!r}")
-    return int(x)
-
-
 class GibbsRunner(Runner):
     """Shared machinery of the three exact schemes (see the module docstring for the options)."""
 
@@ -191,8 +185,8 @@ class GibbsRunner(Runner):
     ) -> None:
         if seed is None:
             seed = int(np.random.SeedSequence().entropy)
-        replicas = _int_at_least("replicas", replicas, 1)
-        seed = _int_at_least("seed", seed, 0)
+        replicas = _count("replicas", replicas, 1)
+        seed = _count("seed", seed, 0)
         super().__init__(couplings, replicas, seed)
         n = couplings.n
         if n == 0:
@@ -207,7 +201,7 @@ class GibbsRunner(Runner):
                     "parallel tempering needs at least 2 betas; for one beta pass "
                     "beta= (or use couplings.with_beta)"
                 )
-            swap_every = _int_at_least("swap_every", 1 if swap_every is None else swap_every, 1)
+            swap_every = _count("swap_every", 1 if swap_every is None else swap_every, 1)
             settings.update(betas=ladder.tolist(), swap_every=swap_every)
         elif swap_every is not None:
             raise ValueError("swap_every applies to parallel tempering only (pass betas=)")
@@ -231,7 +225,7 @@ class GibbsRunner(Runner):
                     f"anneal_kind must be 'linear' or 'geometric', not {anneal_kind!r}"
                 )
             if anneal_sweeps is not None:
-                anneal_sweeps = _int_at_least("anneal_sweeps", anneal_sweeps, 1)
+                anneal_sweeps = _count("anneal_sweeps", anneal_sweeps, 1)
             self._ramp = (float(ends[0]), float(ends[1]), anneal_kind, anneal_sweeps)
             ladder = np.ones(1)
             if anneal_sweeps is not None:
@@ -367,11 +361,11 @@ class GibbsRunner(Runner):
         return out
 
     def advance(self, sweeps: int) -> None:
-        self._run(_int_at_least("sweeps", sweeps, 0), 1, False)
+        self._run(_count("sweeps", sweeps, 0), 1, False)
 
     def draw(self, k: int, thin: int = 1) -> np.ndarray:
-        k = _int_at_least("k", k, 0)
-        thin = _int_at_least("thin", thin, 1)
+        k = _count("k", k, 0)
+        thin = _count("thin", thin, 1)
         return self._run(k * thin, thin, True)
 
     def draw_info(self) -> dict:
