@@ -2,9 +2,9 @@
 
 The sampler is a parameter: anything with the :class:`ChainSampler` interface — advance R persistent
 chains for a number of steps under the current couplings — can train the model.
-:class:`RunnerSampler` adapts every registered sampling method (chromatic = block Gibbs on the RBM's bipartite graph,
-``async``, ``hardware`` with quantised weights, a board's runner later) to it, so a new sampler
-plugs in without this module knowing its name.
+:class:`RunnerSampler` adapts every registered sampling method (chromatic = block Gibbs on the
+RBM's bipartite graph, ``async``, ``hardware`` with quantised weights, a board's runner later) to
+it, so a new sampler plugs in without this module knowing its name.
 
 Conventions (spins +-1, beta = 1 during training):
 E(v, h) = -(v^T W h + a.v + b.h) for an RBM; E(s) = -(sum_{i<j} J_ij s_i s_j + h.s) fully visible.
@@ -56,8 +56,14 @@ class RBM:
     b: np.ndarray  # hidden fields (nh,)
 
     @classmethod
-    def init(cls, n_visible: int, n_hidden: int, seed: int = 0, scale: float = 0.01,
-             data: np.ndarray | None = None) -> RBM:
+    def init(
+        cls,
+        n_visible: int,
+        n_hidden: int,
+        seed: int = 0,
+        scale: float = 0.01,
+        data: np.ndarray | None = None,
+    ) -> RBM:
         """Small random weights; visible fields from the data's means when data are given."""
         rng = np.random.default_rng(seed)
         a = np.zeros(n_visible)
@@ -85,9 +91,7 @@ class RBM:
         """The bipartite Couplings (visible colour 0, hidden colour 1) of the same energy."""
         nv, nh = self.W.shape
         indptr = np.concatenate([np.arange(nv + 1) * nh, nv * nh + np.arange(1, nh + 1) * nv])
-        indices = np.concatenate(
-            [np.tile(np.arange(nv, nv + nh), nv), np.tile(np.arange(nv), nh)]
-        )
+        indices = np.concatenate([np.tile(np.arange(nv, nv + nh), nv), np.tile(np.arange(nv), nh)])
         data = np.concatenate([self.W.ravel(), self.W.T.ravel()])
         coloring = np.r_[np.zeros(nv, np.int32), np.ones(nh, np.int32)]
         return Couplings(indptr, indices, data, np.r_[self.a, self.b], beta, coloring, **kw)
@@ -201,8 +205,9 @@ class ChainSampler(Protocol):
 
     name: str
 
-    def run(self, couplings: Couplings, state: np.ndarray, steps: int,
-            seed: int) -> tuple[np.ndarray, str]: ...
+    def run(
+        self, couplings: Couplings, state: np.ndarray, steps: int, seed: int
+    ) -> tuple[np.ndarray, str]: ...
 
 
 @dataclass
@@ -237,7 +242,9 @@ class TrainConfig:
     epochs: int = 20
     batch_size: int = 100
     lr: float = 0.1
-    lr_final: float | None = 0.005  # geometric decay from lr to lr_final over the epochs; None: fixed
+    lr_final: float | None = (
+        0.005  # geometric decay from lr to lr_final over the epochs; None: fixed
+    )
     weight_decay: float = 1e-4
     chains: int = 64  # persistent chains; also the R of the Q estimate
     k: int = 5  # sampler steps per gradient step (M in Q(M))
@@ -331,8 +338,9 @@ def train(
         q = q_from_estimates(est)
         tau, tau_m = np.nan, np.nan
         if config.measure_tau_steps:
-            chain, ran = sampler.run(model.to_couplings(), state, config.measure_tau_steps,
-                                     int(rng.integers(2**63)))
+            chain, ran = sampler.run(
+                model.to_couplings(), state, config.measure_tau_steps, int(rng.integers(2**63))
+            )
             state = np.ascontiguousarray(chain[:, -1])
             tau, tau_m = _gradient_taus(chain, nv, integrated_time)
         ll, kind = _likelihood(model, data, config.log_likelihood, config.seed + epoch)
@@ -377,9 +385,12 @@ def save_checkpoint(directory, model, config: TrainConfig, history: list[EpochRe
     d.mkdir(parents=True, exist_ok=True)
     arrays = {k: v for k, v in dataclasses.asdict(model).items()}
     np.savez(d / "model.npz", kind=type(model).__name__, **arrays)
-    (d / "history.json").write_text(json.dumps(
-        {"config": dataclasses.asdict(config), "epochs": [r.as_dict() for r in history]},
-        indent=1))
+    (d / "history.json").write_text(
+        json.dumps(
+            {"config": dataclasses.asdict(config), "epochs": [r.as_dict() for r in history]},
+            indent=1,
+        )
+    )
 
 
 def load_checkpoint(directory):

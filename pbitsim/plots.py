@@ -28,8 +28,9 @@ def image_grid(ax, images: np.ndarray, shape: tuple[int, int], cols: int = 8) ->
     ax.set_axis_off()
 
 
-def plot_training(model, history, out, seed: int = 0, sampler=None, n_samples: int = 32,
-                  steps: int = 200) -> list[Path]:
+def plot_training(
+    model, history, out, seed: int = 0, sampler=None, n_samples: int = 32, steps: int = 200
+) -> list[Path]:
     """Write ``samples.png`` (model samples after ``steps`` sampler steps from noise) and
     ``curves.png`` (log-likelihood, Q with error bars, tau_int per epoch) into ``out``."""
     from pbitsim.learn import RunnerSampler
@@ -54,10 +55,17 @@ def plot_training(model, history, out, seed: int = 0, sampler=None, n_samples: i
     ep = [r.epoch for r in history]
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.2))
     axes[0].plot(ep, [r.log_likelihood for r in history], "o-")
-    axes[0].set(xlabel="epoch", ylabel=f"log-likelihood ({history[0].likelihood_kind})"
-                if history else "log-likelihood")
-    axes[1].errorbar(ep, [r.q for r in history], yerr=[r.q_err for r in history], fmt="o-",
-                     label="Q (bias-corrected)")
+    axes[0].set(
+        xlabel="epoch",
+        ylabel=f"log-likelihood ({history[0].likelihood_kind})" if history else "log-likelihood",
+    )
+    axes[1].errorbar(
+        ep,
+        [r.q for r in history],
+        yerr=[r.q_err for r in history],
+        fmt="o-",
+        label="Q (bias-corrected)",
+    )
     axes[1].plot(ep, [r.q_naive for r in history], "x--", label="naive")
     axes[1].set_yscale("symlog", linthresh=1e-2)
     axes[1].set(xlabel="epoch", ylabel="Q = |g|^2 / sum Var")

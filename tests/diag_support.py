@@ -46,13 +46,20 @@ def exact_samples(c: Couplings, kernel: str, draws: int, replicas: int, seed: in
     rng = np.random.default_rng(seed)
     idx = simulate(transition_matrix(c, kernel), boltzmann(c), draws, replicas, rng)[:, 1:]
     spins = all_states(c.n)[idx]
-    return Samples(spins, c.fingerprint, c.topology_fingerprint, f"exact-{kernel}", seed,
-                   {"sweeps": draws, "replicas": replicas, "thin": 1},
-                   {"energies": c.energy(spins)})
+    return Samples(
+        spins,
+        c.fingerprint,
+        c.topology_fingerprint,
+        f"exact-{kernel}",
+        seed,
+        {"sweeps": draws, "replicas": replicas, "thin": 1},
+        {"energies": c.energy(spins)},
+    )
 
 
-def parallel_tempering(c: Couplings, betas, draws: int, chains: int, seed: int,
-                       kernel: str = "sequential") -> Samples:
+def parallel_tempering(
+    c: Couplings, betas, draws: int, chains: int, seed: int, kernel: str = "sequential"
+) -> Samples:
     """PT with exact kernels: each step every slot takes one kernel step at its beta, then
     neighbours (k, k+1) attempt swaps, even rungs on even steps and odd rungs on odd steps."""
     rng = np.random.default_rng(seed)
@@ -86,5 +93,12 @@ def parallel_tempering(c: Couplings, betas, draws: int, chains: int, seed: int,
         "walker_index": walkers.reshape(chains * K, draws),
         "energies": E_states[states.reshape(chains * K, draws)],
     }
-    return Samples(spins, c.fingerprint, c.topology_fingerprint, "exact-pt", seed,
-                   {"sweeps": draws, "chains": chains, "betas": betas.tolist()}, info)
+    return Samples(
+        spins,
+        c.fingerprint,
+        c.topology_fingerprint,
+        "exact-pt",
+        seed,
+        {"sweeps": draws, "chains": chains, "betas": betas.tolist()},
+        info,
+    )

@@ -87,11 +87,14 @@ def test_one_step_is_one_update_per_pbit_on_average():
     assert AsyncRunner(c, mode="periodic", period=[7.6, 8.4] * 3).ticks_per_step == 8
 
 
-@pytest.mark.parametrize("options", [
-    {"p": 0.2},
-    {"p": 0.2, "delay": 3},
-    {"mode": "periodic", "period": 5.0, "jitter": 0.7},
-])
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"p": 0.2},
+        {"p": 0.2, "delay": 3},
+        {"mode": "periodic", "period": 5.0, "jitter": 0.7},
+    ],
+)
 def test_deterministic_and_chunking_invisible(options):
     c = models.spin_glass(7, p=0.5, seed=1, field=0.3)
     a = AsyncRunner(c, replicas=3, seed=9, **options)
@@ -107,21 +110,25 @@ def test_deterministic_and_chunking_invisible(options):
 
 def test_explicit_phase():
     c = Couplings.from_dense(np.zeros((2, 2)), h=[20.0, 20.0])  # any firing gives +1
-    run = AsyncRunner(c, mode="periodic", period=4.0, jitter=0.0, phase=[0.5, 2.5], seed=1,
-                      initial=[-1, -1])
+    run = AsyncRunner(
+        c, mode="periodic", period=4.0, jitter=0.0, phase=[0.5, 2.5], seed=1, initial=[-1, -1]
+    )
     s = run._ticks(4, 1)[0]  # tick by tick: p-bit 0 fires at tick 1, p-bit 1 at tick 3
     assert s.tolist() == [[1, -1], [1, -1], [1, 1], [1, 1]]
 
 
-@pytest.mark.parametrize("options, match", [
-    ({"mode": "clocked"}, "mode must be"),
-    ({"p": 0.0}, "p must be"),
-    ({"delay": -1}, "delay"),
-    ({"period": 0.0, "mode": "periodic"}, "period"),
-    ({"jitter": -1.0}, "jitter"),
-    ({"phase": [0.0, 1.0, 2.0]}, "applies to mode=.periodic. only"),
-    ({"initial": [1, 0, 1]}, "initial"),
-])
+@pytest.mark.parametrize(
+    "options, match",
+    [
+        ({"mode": "clocked"}, "mode must be"),
+        ({"p": 0.0}, "p must be"),
+        ({"delay": -1}, "delay"),
+        ({"period": 0.0, "mode": "periodic"}, "period"),
+        ({"jitter": -1.0}, "jitter"),
+        ({"phase": [0.0, 1.0, 2.0]}, "applies to mode=.periodic. only"),
+        ({"initial": [1, 0, 1]}, "initial"),
+    ],
+)
 def test_init_wrong(options, match):
     with pytest.raises(ValueError, match=match):
         AsyncRunner(models.ring(3), **options)

@@ -120,7 +120,8 @@ def test_time_average_variance_formula_exact():
     big = 20_000
     acov_big = phi ** np.arange(big) / (1 - phi**2)
     assert time_average_variance(acov_big, big) == pytest.approx(
-        acov[0] * ar1_tau(phi) / big, rel=1e-3)
+        acov[0] * ar1_tau(phi) / big, rel=1e-3
+    )
     with pytest.raises(ValueError, match="lags"):
         time_average_variance(acov, M + 1)
 

@@ -16,8 +16,9 @@ def files(tmp_path_factory):
     c = models.ferromagnet(6, beta=0.35)
     c.save(d / "model.pbit")
     exact_samples(c, "sequential", draws=3000, replicas=8, seed=1).save(d / "run")
-    parallel_tempering(c.with_beta(0.6), np.linspace(0.05, 0.6, 4), draws=1000, chains=2,
-                       seed=3).save(d / "pt")
+    parallel_tempering(
+        c.with_beta(0.6), np.linspace(0.05, 0.6, 4), draws=1000, chains=2, seed=3
+    ).save(d / "pt")
     data = np.where(np.random.default_rng(0).random((80, 6)) < 0.8, 1, -1).astype(np.int8)
     np.save(d / "data.npy", data)
     models.ferromagnet(6, beta=0.5).save(d / "other.pbit")
@@ -33,15 +34,22 @@ def test_diagnose_table_and_png(files):
     out = files / "report.png"
     res = run("diagnose", files / "run", "--model", files / "model.pbit", "--out", out)
     assert res.exit_code == 0, res.output
-    for word in ("tau_int", "ESS", "energy", "magnetisation", "edges <s_i s_j>",
-                 "gradient noise"):
+    for word in ("tau_int", "ESS", "energy", "magnetisation", "edges <s_i s_j>", "gradient noise"):
         assert word in res.output
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 10_000
 
 
 def test_diagnose_q_with_data(files):
-    res = run("diagnose", files / "run", "--model", files / "model.pbit", "--data",
-              files / "data.npy", "--observables", "pairs,magnetisation")
+    res = run(
+        "diagnose",
+        files / "run",
+        "--model",
+        files / "model.pbit",
+        "--data",
+        files / "data.npy",
+        "--observables",
+        "pairs,magnetisation",
+    )
     assert res.exit_code == 0, res.output
     assert "Q = " in res.output and "naive" in res.output
     assert "pairs s_i s_j (slowest of 15" in res.output

@@ -9,8 +9,20 @@ def test_train_cli_writes_history_and_figures(tmp_path):
     out = tmp_path / "run"
     r = CliRunner().invoke(
         main,
-        ["train", "--data", "digits:0,1", "--hidden", "6", "--epochs", "2", "--chains", "16",
-         "--out", str(out), "--no-progress"],
+        [
+            "train",
+            "--data",
+            "digits:0,1",
+            "--hidden",
+            "6",
+            "--epochs",
+            "2",
+            "--chains",
+            "16",
+            "--out",
+            str(out),
+            "--no-progress",
+        ],
     )
     assert r.exit_code == 0, r.output
     assert "log-lik" in r.output

@@ -45,7 +45,11 @@ def test_init():
     assert DEFAULT == HardwareDesign()
     assert DEFAULT.fixed_point == FixedPointSpec.default()
     assert (DEFAULT.rng, DEFAULT.schedule, DEFAULT.warmup_edges, DEFAULT.read_latency) == (
-        "xorshift64", "chromatic", 0, 0)
+        "xorshift64",
+        "chromatic",
+        0,
+        0,
+    )
     assert DEFAULT.initial_spin == -1 and DEFAULT.max_degree is None
     assert HardwareDesign.from_name(PUBLISHED.to_dict()) == PUBLISHED
     assert HardwareDesign.from_name("default") == DEFAULT
@@ -118,8 +122,10 @@ def test_published_beta_folded_with_clipping_warning():
 
 def _lfsr_prev(x):
     """Inverse LFSR step, from the reference's rule (r' = {r31..r1, NOT(r32^r22^r2^r1)})."""
+
     def bit(k):
         return (x >> (k - 1)) & 1
+
     r32 = (1 - bit(1)) ^ bit(23) ^ bit(3) ^ bit(2)  # r22, r2, r1 of the old state
     return (r32 << 31) | (x >> 1)
 
@@ -134,13 +140,16 @@ def _seed_for_edge3(r):
     return seed
 
 
-@pytest.mark.parametrize("h, initial, r_offset, want", [
-    (-0.5, +1, 0, -1),  # I < 0, R == T: tie gives -1 (without the rule it would be +1)
-    (-0.5, -1, +1, +1),  # I < 0, R > T: +1
-    (-0.5, +1, -1, -1),  # I < 0, R < T: -1
-    (+0.5, +1, 0, -1),  # I >= 0, R == T: -1
-    (+0.5, -1, -1, +1),  # I >= 0, R < T: +1
-])
+@pytest.mark.parametrize(
+    "h, initial, r_offset, want",
+    [
+        (-0.5, +1, 0, -1),  # I < 0, R == T: tie gives -1 (without the rule it would be +1)
+        (-0.5, -1, +1, +1),  # I < 0, R > T: +1
+        (-0.5, +1, -1, -1),  # I < 0, R < T: -1
+        (+0.5, +1, 0, -1),  # I >= 0, R == T: -1
+        (+0.5, -1, -1, +1),  # I >= 0, R < T: +1
+    ],
+)
 def test_published_comparator_and_first_update_at_edge_3(h, initial, r_offset, want):
     c = Couplings.from_dense(np.zeros((1, 1)), h=[h])  # one p-bit: one colour, one edge a cycle
     t1 = int(c.quantized(PUBLISHED.fixed_point).table[1])  # |I| = 1 (0.5)
@@ -189,10 +198,10 @@ def test_published_deterministic_pair_by_hand():
 def test_read_latency_pair_by_hand():
     """Same pair with read latency 1: the p-bit at cycle t reads S_{t-2} (worked by hand)."""
     c = pair(-15.5)
-    design = HardwareDesign(fixed_point=PUBLISHED.fixed_point, rng="lfsr32-xnor",
-                            warmup_edges=2, read_latency=1)
-    want = [[1, 1]] * 4 + [[-1, 1], [-1, -1], [-1, -1], [-1, 1], [1, 1], [1, 1], [-1, 1],
-                           [-1, -1]]
+    design = HardwareDesign(
+        fixed_point=PUBLISHED.fixed_point, rng="lfsr32-xnor", warmup_edges=2, read_latency=1
+    )
+    want = [[1, 1]] * 4 + [[-1, 1], [-1, -1], [-1, -1], [-1, 1], [1, 1], [1, 1], [-1, 1], [-1, -1]]
     for s in derive_seeds(9, 2, "lfsr32-xnor", replicas=20):
         assert simulate_cycles(c, design, s, 12, initial=[1, 1]).tolist() == want
 
@@ -215,8 +224,10 @@ def doc_model(J_codes, h_codes, colours, seeds, cycles, spec, rng, warmup, initi
     gens = [Xorshift64(s) if rng == "xorshift64" else Lfsr32Xnor(s) for s in seeds]
     r_bits, f = spec.rng_bits, spec.frac_bits
     imax = 2 ** (spec.input_bits - 1) - 1
-    table = [min(2**r_bits - 1, math.floor(2**r_bits * (1 + math.tanh(k / 2**f)) / 2 + 0.5))
-             for k in range(imax + 1)]
+    table = [
+        min(2**r_bits - 1, math.floor(2**r_bits * (1 + math.tanh(k / 2**f)) / 2 + 0.5))
+        for k in range(imax + 1)
+    ]
     s = list(initial)
     out = []
     for t in range(1, cycles + 1):
@@ -230,8 +241,9 @@ def doc_model(J_codes, h_codes, colours, seeds, cycles, spec, rng, warmup, initi
                 acc = h_codes[i] + sum(J_codes[i][j] * s[j] for j in range(n))
                 I = max(-imax, min(imax, acc))
                 T = table[abs(I)]
-                new[i] = -1 if r == T else ((1 if T > r else -1) if I >= 0 else
-                                            (-1 if T > r else 1))
+                new[i] = (
+                    -1 if r == T else ((1 if T > r else -1) if I >= 0 else (-1 if T > r else 1))
+                )
             gens[i].step()
         s = new
         out.append(list(s))
@@ -249,23 +261,38 @@ def test_doc_model_agrees_on_small_graphs(name):
         J[np.repeat(np.arange(c.n), c.degrees), c.indices] = q.j_codes
         init = rng.choice([-1, 1], c.n).tolist()
         seeds = derive_seeds(trial, c.n, design.rng)
-        want = doc_model(J.tolist(), q.h_codes.tolist(), c.coloring.tolist(),
-                         [int(x) for x in seeds], 40, design.fixed_point, design.rng,
-                         design.warmup_edges, init)
+        want = doc_model(
+            J.tolist(),
+            q.h_codes.tolist(),
+            c.coloring.tolist(),
+            [int(x) for x in seeds],
+            40,
+            design.fixed_point,
+            design.rng,
+            design.warmup_edges,
+            init,
+        )
         assert simulate_cycles(c, design, trial, 40, initial=init).tolist() == want
 
 
 # -- Python reference vs Numba ---------------------------------------------------------------
 
 
-@pytest.mark.parametrize("design", [
-    DEFAULT,
-    PUBLISHED,
-    HardwareDesign(warmup_edges=3, read_latency=2, initial_spin=1),
-    HardwareDesign(fixed_point=FixedPointSpec(weight_bits=5, frac_bits=2, input_bits=4,
-                                              acc_bits=8, rng_bits=7),
-                   rng="lfsr32-xnor", read_latency=1),
-])
+@pytest.mark.parametrize(
+    "design",
+    [
+        DEFAULT,
+        PUBLISHED,
+        HardwareDesign(warmup_edges=3, read_latency=2, initial_spin=1),
+        HardwareDesign(
+            fixed_point=FixedPointSpec(
+                weight_bits=5, frac_bits=2, input_bits=4, acc_bits=8, rng_bits=7
+            ),
+            rng="lfsr32-xnor",
+            read_latency=1,
+        ),
+    ],
+)
 def test_reference_and_numba_bit_identical(design):
     graphs = [
         models.spin_glass(10, p=0.35, seed=1, weights="gauss", field=0.5, beta=0.8),
@@ -290,7 +317,8 @@ def test_improper_colouring_updates_in_parallel():
     # Both read (+1, +1): I = -120, both flip to -1 together, then both back to +1.
     assert s[:, 0].tolist() == s[:, 1].tolist()
     np.testing.assert_array_equal(
-        s, simulate_cycles_reference(q, DEFAULT, 1, 3, initial=[1, 1], coloring=[0, 0]))
+        s, simulate_cycles_reference(q, DEFAULT, 1, 3, initial=[1, 1], coloring=[0, 0])
+    )
 
 
 # -- runner, replicas, chunking --------------------------------------------------------------
@@ -326,7 +354,8 @@ def test_runner_explicit_seeds_and_settings():
     run = HardwareRunner(c, replicas=2, seeds=seeds, initial=[1, 1, -1, -1])
     assert run.settings["seeds"] == seeds and run.settings["design"]["rng"] == "xorshift64"
     np.testing.assert_array_equal(
-        run.draw(5)[1], simulate_cycles(c, DEFAULT, seeds[1], 10, initial=[1, 1, -1, -1])[1::2])
+        run.draw(5)[1], simulate_cycles(c, DEFAULT, seeds[1], 10, initial=[1, 1, -1, -1])[1::2]
+    )
     m = HardwareMachine(c, DEFAULT, np.array(seeds, dtype=np.uint64))
     m.run(3)
     g = Xorshift64(5)
@@ -382,12 +411,14 @@ STAT_MODELS = {
 }
 
 PUBLISHED_NUMBERS_XORSHIFT = HardwareDesign(
-    fixed_point=FixedPointSpec.published(), rng="xorshift64", warmup_edges=2)
+    fixed_point=FixedPointSpec.published(), rng="xorshift64", warmup_edges=2
+)
 
 
 @pytest.mark.parametrize("model", sorted(STAT_MODELS))
-@pytest.mark.parametrize("design", [DEFAULT, PUBLISHED_NUMBERS_XORSHIFT],
-                         ids=["default", "published-numbers-xorshift64"])
+@pytest.mark.parametrize(
+    "design", [DEFAULT, PUBLISHED_NUMBERS_XORSHIFT], ids=["default", "published-numbers-xorshift64"]
+)
 def test_samples_follow_quantised_boltzmann(model, design):
     c = STAT_MODELS[model]
     s = final_states(c, design, seed=11)
@@ -413,8 +444,10 @@ def _fmt_trace(c, design, seed, cycles):
     states, events = trace_cycles(c, design, seed, cycles)
     rbits = design.fixed_point.rng_bits
     w = (rbits + 3) // 4
-    lines = [f"{'cycle':>5} {'col':>3} {'pbit':>4} {'edge':>4}  {'R':>{w + 2}} {'acc':>4} "
-             f"{'I':>4} {'T':>{w + 2}} {'s':>2}   S_t"]
+    lines = [
+        f"{'cycle':>5} {'col':>3} {'pbit':>4} {'edge':>4}  {'R':>{w + 2}} {'acc':>4} "
+        f"{'I':>4} {'T':>{w + 2}} {'s':>2}   S_t"
+    ]
     for ev in events:
         upd = ev["updated"]
         lines.append(
@@ -427,8 +460,9 @@ def _fmt_trace(c, design, seed, cycles):
     return "\n".join(lines)
 
 
-RING3 = Couplings.from_edges(3, [(0, 1, 0.75), (1, 2, -0.5), (0, 2, 0.25)],
-                             h=[0.25, 0.0, -0.5], beta=1.0)
+RING3 = Couplings.from_edges(
+    3, [(0, 1, 0.75), (1, 2, -0.5), (0, 2, 0.25)], h=[0.25, 0.0, -0.5], beta=1.0
+)
 
 
 def doc_vectors() -> dict[str, str]:
@@ -484,7 +518,8 @@ def test_doc_vectors_are_the_models_output():
     assert sorted(found) == sorted(want), "vector blocks in the document and the test differ"
     for name, body in want.items():
         assert found[name] == body, (
-            f"docs/hardware-model.md vector {name!r} is stale; run python {__file__}")
+            f"docs/hardware-model.md vector {name!r} is stale; run python {__file__}"
+        )
 
 
 def test_doc_examples_run():

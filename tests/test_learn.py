@@ -28,8 +28,9 @@ def test_rbm_exact_likelihood_matches_enumeration(small_rbm):
     # marginal over hiddens (bits 5..7 of the state index)
     p_v = p.reshape(8, 32).sum(axis=0)  # index = v_bits + 32 * h_bits
     v_states = s[:32, :5]
-    np.testing.assert_allclose(np.exp(-small_rbm.free_energy(v_states) - small_rbm.log_partition()),
-                               p_v, rtol=1e-10)
+    np.testing.assert_allclose(
+        np.exp(-small_rbm.free_energy(v_states) - small_rbm.log_partition()), p_v, rtol=1e-10
+    )
     data = v_states[[0, 3, 3, 17]]
     assert small_rbm.log_likelihood(data) == pytest.approx(np.mean(np.log(p_v[[0, 3, 3, 17]])))
 
@@ -86,10 +87,12 @@ def test_pcd_raises_likelihood(method, tmp_path):
     data = tiny_data()
     model = RBM.init(8, 4, seed=0, data=data)
     ll0 = model.log_likelihood(data)
-    cfg = TrainConfig(epochs=6, batch_size=50, lr=0.1, lr_final=None, chains=32, k=3,
-                      measure_tau_steps=0)
-    history = train(model, data, RunnerSampler(method), cfg, checkpoint_dir=tmp_path,
-                    progress=False)
+    cfg = TrainConfig(
+        epochs=6, batch_size=50, lr=0.1, lr_final=None, chains=32, k=3, measure_tau_steps=0
+    )
+    history = train(
+        model, data, RunnerSampler(method), cfg, checkpoint_dir=tmp_path, progress=False
+    )
     assert [r.epoch for r in history] == list(range(1, 7))
     # The gain is many times the epoch-to-epoch noise of PCD on this problem (~0.05 nats).
     assert history[-1].log_likelihood > ll0 + 0.5

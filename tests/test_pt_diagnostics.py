@@ -32,11 +32,13 @@ def pt_run():
 
 def test_round_trips_handcrafted():
     K = 3
-    rung = np.array([
-        [0, 1, 2, 2, 1, 0, 0, 1, 2, 2],  # walker 0: ends 0@0 2@2 0@5 2@8
-        [1, 0, 0, 1, 2, 2, 1, 0, 0, 1],  # walker 1: ends 0@1 2@4 0@7
-        [2, 2, 1, 0, 0, 1, 2, 2, 1, 0],  # walker 2: ends 2@0 0@3 2@6 0@9
-    ])
+    rung = np.array(
+        [
+            [0, 1, 2, 2, 1, 0, 0, 1, 2, 2],  # walker 0: ends 0@0 2@2 0@5 2@8
+            [1, 0, 0, 1, 2, 2, 1, 0, 0, 1],  # walker 1: ends 0@1 2@4 0@7
+            [2, 2, 1, 0, 0, 1, 2, 2, 1, 0],  # walker 2: ends 2@0 0@3 2@6 0@9
+        ]
+    )
     T = rung.shape[1]
     walker_index = np.empty((K, T), dtype=int)  # slot k -> walker
     walker_index[rung, np.arange(T)] = np.arange(K)[:, None]
@@ -175,8 +177,9 @@ def test_numba_pt_profile_vs_exact():
         pytest.skip("pbitsim.sample is not available yet")
     c = models.ferromagnet(6, beta=0.6)
     betas = np.linspace(0.05, 0.6, 5)
-    s = pbitsim.sample(c, 4000, method="chromatic", replicas=4, burn_in=200, thin=1, seed=1,
-                       betas=betas.tolist())
+    s = pbitsim.sample(
+        c, 4000, method="chromatic", replicas=4, burn_in=200, thin=1, seed=1, betas=betas.tolist()
+    )
     assert is_pt(s)
     exact = exact_swap_acceptance(c, betas)
     acc, err, _ = swap_acceptance(s, recompute=True)

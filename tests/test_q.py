@@ -52,8 +52,9 @@ def test_q_from_estimates_formula_and_jackknife():
         n2, v = (h.mean(0) ** 2).sum(), h.var(0, ddof=1).sum()
         loo.append((n2 - v / (R - 1)) / v)
     loo = np.array(loo)
-    assert res.q_err == pytest.approx(np.sqrt((R - 1) / R * ((loo - loo.mean()) ** 2).sum()),
-                                      rel=1e-10)
+    assert res.q_err == pytest.approx(
+        np.sqrt((R - 1) / R * ((loo - loo.mean()) ** 2).sum()), rel=1e-10
+    )
     assert res.steps == 3 and res.replicas == R and res.components == 4
     assert "Q = " in str(res)
 
@@ -129,13 +130,15 @@ def test_q_from_samples_matches_estimates_and_batches(setup):
     data = np.where(np.random.default_rng(1).random((50, c.n)) < 0.7, 1, -1)
     res = q_from_samples(s, data, couplings=c, fields=True)
     g = data_moments(data, pairs, fields=True) - gradient_observables(
-        np.asarray(s.spins, float), pairs, fields=True).mean(axis=1)
+        np.asarray(s.spins, float), pairs, fields=True
+    ).mean(axis=1)
     assert res.q == pytest.approx(q_from_estimates(g).q, rel=1e-12)
     assert res.steps == 200 and res.replicas == 6
     est = gradient_estimates(s, data, couplings=c, batch=50)
     assert est.shape == (24, len(pairs))
     ref = data_moments(data, pairs) - gradient_observables(
-        np.asarray(s.spins[0, :50], float), pairs).mean(axis=0)
+        np.asarray(s.spins[0, :50], float), pairs
+    ).mean(axis=0)
     np.testing.assert_allclose(est[0], ref, atol=1e-14)
     # without a model: all pairs; a target vector instead of data spins
     allp = gradient_estimates(s, np.zeros(c.n * (c.n - 1) // 2))

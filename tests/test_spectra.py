@@ -78,8 +78,10 @@ def brute_step(c, x, schedule, simultaneous):
 def brute_matrix(c, kernel):
     N = 1 << c.n
     if kernel == "random-scan":
-        return sum(np.array([brute_step(c, x, [[i]], False) for x in range(N)])
-                   for i in range(c.n)) / c.n
+        return (
+            sum(np.array([brute_step(c, x, [[i]], False) for x in range(N)]) for i in range(c.n))
+            / c.n
+        )
     if kernel == "sequential":
         return np.array([brute_step(c, x, [[i] for i in range(c.n)], False) for x in range(N)])
     classes = [list(cl) for cl in c.color_classes()]
@@ -240,7 +242,8 @@ def test_autocovariance_and_time_average_variance_vs_powers(kernel):
     # large M (the Q^{M+1} tail is applied by matrix power)
     M = 10_000
     assert ch.time_average_variance(f, M) * M == pytest.approx(
-        ch.variance(f) * ch.tau_int(f), rel=1e-2)
+        ch.variance(f) * ch.tau_int(f), rel=1e-2
+    )
 
 
 def test_sector_gaps_vs_explicit_projection():
@@ -257,10 +260,12 @@ def test_sector_gaps_vs_explicit_projection():
         Bo[y, y], Bo[N - 1 - y, y] = 1 / np.sqrt(2), -1 / np.sqrt(2)
     ev_e = np.linalg.eigvals(Be.T @ A @ Be)
     ev_o = np.linalg.eigvals(Bo.T @ A @ Bo)
-    np.testing.assert_allclose(np.sort(np.abs(ch.eigenvalues("even"))),
-                               np.sort(np.abs(ev_e)), atol=1e-10)
-    np.testing.assert_allclose(np.sort(np.abs(ch.eigenvalues("odd"))),
-                               np.sort(np.abs(ev_o)), atol=1e-10)
+    np.testing.assert_allclose(
+        np.sort(np.abs(ch.eigenvalues("even"))), np.sort(np.abs(ev_e)), atol=1e-10
+    )
+    np.testing.assert_allclose(
+        np.sort(np.abs(ch.eigenvalues("odd"))), np.sort(np.abs(ev_o)), atol=1e-10
+    )
     ev_e = ev_e[np.argsort(-np.abs(ev_e))]
     gaps = ch.sector_gaps()
     assert gaps["even"] == pytest.approx(1 - abs(ev_e[1]), abs=1e-12)
@@ -268,8 +273,9 @@ def test_sector_gaps_vs_explicit_projection():
     assert ch.spectral_gap() == pytest.approx(min(gaps.values()), abs=1e-15)
     # the union of the sectors is the whole spectrum
     plain = ExactChain.from_matrix(ch.P, ch.p)
-    np.testing.assert_allclose(np.sort(np.abs(ch.eigenvalues())),
-                               np.sort(np.abs(plain.eigenvalues())), atol=1e-10)
+    np.testing.assert_allclose(
+        np.sort(np.abs(ch.eigenvalues())), np.sort(np.abs(plain.eigenvalues())), atol=1e-10
+    )
 
 
 @pytest.mark.parametrize("kernel", KERNELS)
@@ -442,10 +448,12 @@ def test_sweep_kernel_tau_from_samples_vs_exact():
     c = models.ring(6, J=1.0, beta=0.9)
     ch = ExactChain(c, "sequential")
     s = exact_samples(c, "sequential", draws=20_000, replicas=4, seed=3)
-    it = estimate_tau(np.concatenate([pair_products(s.spins, [[0, 1]]),
-                                      magnetisation(s.spins)[..., None]], axis=2))
-    exact = ch.tau_int(np.column_stack([ch.pair_values([[0, 1]])[:, 0],
-                                        ch.magnetisation_values()]))
+    it = estimate_tau(
+        np.concatenate(
+            [pair_products(s.spins, [[0, 1]]), magnetisation(s.spins)[..., None]], axis=2
+        )
+    )
+    exact = ch.tau_int(np.column_stack([ch.pair_values([[0, 1]])[:, 0], ch.magnetisation_values()]))
     np.testing.assert_array_less(np.abs(it.tau - exact), 3.5 * it.tau_err)
 
 

@@ -29,8 +29,11 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
         "sample",
         "Sample a .pbit file or built-in model with any method; stream the samples to disk.",
     ),
-    "train": ("pbitsim.cli.train", "train", "Train an RBM on digits with any sampler, "
-              "watching Q, tau_int and the likelihood."),
+    "train": (
+        "pbitsim.cli.train",
+        "train",
+        "Train an RBM on digits with any sampler, watching Q, tau_int and the likelihood.",
+    ),
     "diagnose": (
         "pbitsim.cli.diagnose",
         "diagnose",

@@ -245,9 +245,7 @@ def integrated_time(
     return estimate_tau(x, c=c, tol=tol, quiet=quiet, center=center).tau
 
 
-def effective_sample_size(
-    x, c: float = 5.0, tol: float = 50.0, quiet: bool = False
-) -> np.ndarray:
+def effective_sample_size(x, c: float = 5.0, tol: float = 50.0, quiet: bool = False) -> np.ndarray:
     """R * T / tau_int for each observable (see :func:`estimate_tau`)."""
     return estimate_tau(x, c=c, tol=tol, quiet=quiet).ess
 

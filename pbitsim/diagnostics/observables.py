@@ -75,12 +75,14 @@ def energies(
     """
     if couplings is None:
         if "energies" not in samples.info:
-            raise ValueError("these samples carry no info['energies']; pass the model to compute "
-                             "them")
+            raise ValueError(
+                "these samples carry no info['energies']; pass the model to compute them"
+            )
         e = np.asarray(samples.info["energies"], dtype=np.float64)
         if e.shape != samples.spins.shape[:2]:
-            raise ValueError(f"info['energies'] has shape {e.shape}, expected "
-                             f"{samples.spins.shape[:2]}")
+            raise ValueError(
+                f"info['energies'] has shape {e.shape}, expected {samples.spins.shape[:2]}"
+            )
         return e
     check_fingerprint(samples, couplings, allow_mismatch)
     flat = samples.spins.reshape(-1, samples.n)

@@ -54,8 +54,10 @@ def is_pt(samples: Samples) -> bool:
 def pt_betas(samples: Samples) -> np.ndarray:
     """The ladder (K,) of a PT run."""
     if not is_pt(samples):
-        raise ValueError("these samples are not from a parallel-tempering run (no info['betas'] "
-                         "with more than one beta dividing the replica count)")
+        raise ValueError(
+            "these samples are not from a parallel-tempering run (no info['betas'] "
+            "with more than one beta dividing the replica count)"
+        )
     return np.asarray(samples.info["betas"], dtype=np.float64)
 
 
@@ -318,12 +320,18 @@ class PTProfile:
         """Table rows: rung, beta, acceptance, C(beta)."""
         out = []
         for k, b in enumerate(self.betas):
-            acc = (f"{self.acceptance[k]:.4f} +- {self.acceptance_err[k]:.2g}"
-                   if k < len(self.acceptance) else "")
+            acc = (
+                f"{self.acceptance[k]:.4f} +- {self.acceptance_err[k]:.2g}"
+                if k < len(self.acceptance)
+                else ""
+            )
             if k in self.starving:
                 acc += "  STARVING"
-            cv = ("" if self.specific_heat is None else
-                  f"{self.specific_heat[k]:.4g} +- {self.specific_heat_err[k]:.2g}")
+            cv = (
+                ""
+                if self.specific_heat is None
+                else f"{self.specific_heat[k]:.4g} +- {self.specific_heat_err[k]:.2g}"
+            )
             out.append((str(k), f"{b:.5g}", acc, cv))
         return out
 
@@ -332,14 +340,19 @@ class PTProfile:
         lines += [f"{r:>4}  {b:>10}  {a:<28}  {c}" for r, b, a, c in self.rows()]
         if self.round_trips is not None:
             rt = self.round_trips
-            lines.append(f"round trips: {rt.total} (per chain {rt.per_chain.tolist()}), mean "
-                         f"time {rt.mean_time:.4g} draws")
+            lines.append(
+                f"round trips: {rt.total} (per chain {rt.per_chain.tolist()}), mean "
+                f"time {rt.mean_time:.4g} draws"
+            )
         if len(self.starving):
-            lines.append(f"starving rungs (acceptance < {self.threshold:g}): "
-                         f"{self.starving.tolist()}")
+            lines.append(
+                f"starving rungs (acceptance < {self.threshold:g}): {self.starving.tolist()}"
+            )
         if self.suggested_betas is not None:
-            lines.append("suggested ladder: " + np.array2string(self.suggested_betas,
-                                                                precision=4, separator=", "))
+            lines.append(
+                "suggested ladder: "
+                + np.array2string(self.suggested_betas, precision=4, separator=", ")
+            )
         lines += self.notes
         return "\n".join(lines)
 
@@ -373,8 +386,9 @@ def pt_profile(
         suggested = adapt_ladder(betas, specific_heat=cv)
     else:
         suggested = adapt_ladder(betas, acceptance=acc)
-    return PTProfile(betas, acc, acc_err, source, cv, cv_err, rt, threshold, starving, suggested,
-                     notes)
+    return PTProfile(
+        betas, acc, acc_err, source, cv, cv_err, rt, threshold, starving, suggested, notes
+    )
 
 
 def _energy_levels(c: Couplings):

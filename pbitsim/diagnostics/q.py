@@ -73,9 +73,11 @@ class QEstimate:
     steps: int | None = None
 
     def __str__(self) -> str:
-        return (f"Q = {self.q:.4g} +- {self.q_err:.2g} (naive {self.q_naive:.4g}; R = "
-                f"{self.replicas}, {self.components} components"
-                + (f", M = {self.steps})" if self.steps else ")"))
+        return (
+            f"Q = {self.q:.4g} +- {self.q_err:.2g} (naive {self.q_naive:.4g}; R = "
+            f"{self.replicas}, {self.components} components"
+            + (f", M = {self.steps})" if self.steps else ")")
+        )
 
 
 def _q_parts(g: np.ndarray) -> tuple[float, float]:
@@ -124,8 +126,17 @@ def q_from_estimates(estimates, steps: int | None = None) -> QEstimate:
 
     norm2 = float((g.mean(axis=0) ** 2).sum())
     s2 = float(g.var(axis=0, ddof=1).sum())
-    return QEstimate(float(q), jack(ql), float(qn), jack(qnl), norm2 - s2 / R, s2, R, m,
-                     None if steps is None else int(steps))
+    return QEstimate(
+        float(q),
+        jack(ql),
+        float(qn),
+        jack(qnl),
+        norm2 - s2 / R,
+        s2,
+        R,
+        m,
+        None if steps is None else int(steps),
+    )
 
 
 def gradient_observables(spins, pairs, fields: bool = False) -> np.ndarray:
@@ -188,8 +199,7 @@ def gradient_estimates(
     """
     if couplings is not None:
         check_fingerprint(samples, couplings, allow_mismatch)
-    pairs = pair_list(couplings if pairs is None and couplings is not None else pairs,
-                      n=samples.n)
+    pairs = pair_list(couplings if pairs is None and couplings is not None else pairs, n=samples.n)
     target = _target(data, pairs, fields, samples.n)
     R, T = samples.replicas, samples.draws
     b = T if batch is None else int(batch)
@@ -218,8 +228,15 @@ def q_from_samples(
     M (the result's ``steps``) is counted in draws; multiply by the run's ``thin`` for kernel
     steps.
     """
-    g = gradient_estimates(samples, data, pairs=pairs, fields=fields, batch=batch,
-                           couplings=couplings, allow_mismatch=allow_mismatch)
+    g = gradient_estimates(
+        samples,
+        data,
+        pairs=pairs,
+        fields=fields,
+        batch=batch,
+        couplings=couplings,
+        allow_mismatch=allow_mismatch,
+    )
     return q_from_estimates(g, steps=samples.draws if batch is None else batch)
 
 

@@ -59,15 +59,27 @@ class Diagnosis:
             if tau.size > 1:  # several observables: report the slowest one
                 k = int(np.nanargmax(tau)) if np.any(np.isfinite(tau)) else 0
                 label = f"{name} (slowest of {tau.size}: #{k})"
-                vals = [np.atleast_1d(x)[k] for x in (it.tau, it.tau_err, it.ess, it.window,
-                                                      it.converged)]
+                vals = [
+                    np.atleast_1d(x)[k]
+                    for x in (it.tau, it.tau_err, it.ess, it.window, it.converged)
+                ]
             else:
                 label = name
-                vals = [np.atleast_1d(x)[0] for x in (it.tau, it.tau_err, it.ess, it.window,
-                                                      it.converged)]
+                vals = [
+                    np.atleast_1d(x)[0]
+                    for x in (it.tau, it.tau_err, it.ess, it.window, it.converged)
+                ]
             t, e, ess, w, ok = vals
-            out.append((label, f"{t:.4g}", f"{e:.2g}", f"{ess:.4g}", f"{int(w)}",
-                        "yes" if ok else "NO (chain < 50 tau)"))
+            out.append(
+                (
+                    label,
+                    f"{t:.4g}",
+                    f"{e:.2g}",
+                    f"{ess:.4g}",
+                    f"{int(w)}",
+                    "yes" if ok else "NO (chain < 50 tau)",
+                )
+            )
         return out
 
     def text(self) -> str:
@@ -75,8 +87,10 @@ class Diagnosis:
         if self.rung is not None:
             lines.append(f"autocorrelation at PT rung {self.rung} (beta = {self.beta:g})")
         unit = "draws" + (f" (x thin {self.thin} = kernel steps)" if self.thin > 1 else "")
-        lines.append(f"{'observable':<34} {'tau_int':>9} {'+-':>8} {'ESS':>10} {'window':>7}"
-                     f"  trusted     [tau in {unit}]")
+        lines.append(
+            f"{'observable':<34} {'tau_int':>9} {'+-':>8} {'ESS':>10} {'window':>7}"
+            f"  trusted     [tau in {unit}]"
+        )
         for r in self.rows():
             lines.append(f"{r[0]:<34} {r[1]:>9} {r[2]:>8} {r[3]:>10} {r[4]:>7}  {r[5]}")
         if self.q is not None:
@@ -107,11 +121,14 @@ class Diagnosis:
         fig, axes = plt.subplots(1, ncols, figsize=(5 * ncols, 4), squeeze=False)
         ax = axes[0, 0]
         for name, it in self.taus.items():
-            acf = it.acf if it.acf.ndim == 1 else it.acf[:, int(np.nanargmax(
-                np.where(np.isfinite(it.tau), it.tau, -np.inf)))]
+            acf = (
+                it.acf
+                if it.acf.ndim == 1
+                else it.acf[:, int(np.nanargmax(np.where(np.isfinite(it.tau), it.tau, -np.inf)))]
+            )
             w = int(np.max(it.window))
             lag = np.arange(min(len(acf), max(4 * w, 20)))
-            line, = ax.plot(lag, acf[lag], label=f"{name} (tau {np.nanmax(it.tau):.3g})")
+            (line,) = ax.plot(lag, acf[lag], label=f"{name} (tau {np.nanmax(it.tau):.3g})")
             ax.axvline(w, color=line.get_color(), ls=":", lw=0.8)
         ax.axhline(0, color="k", lw=0.5)
         ax.set(xlabel="lag (draws)", ylabel="autocorrelation", title="rho(t), window dotted")
@@ -121,17 +138,25 @@ class Diagnosis:
             mid = 0.5 * (pt.betas[1:] + pt.betas[:-1])
             axes[0, 1].errorbar(mid, pt.acceptance, yerr=pt.acceptance_err, fmt="o-")
             axes[0, 1].axhline(pt.threshold, color="r", ls="--", lw=0.8, label="starving below")
-            axes[0, 1].set(xlabel="beta (rung midpoint)", ylabel="swap acceptance",
-                           ylim=(0, 1.05), title="acceptance per rung")
+            axes[0, 1].set(
+                xlabel="beta (rung midpoint)",
+                ylabel="swap acceptance",
+                ylim=(0, 1.05),
+                title="acceptance per rung",
+            )
             axes[0, 1].legend(fontsize=8)
             if pt.specific_heat is not None:
-                axes[0, 2].errorbar(pt.betas, pt.specific_heat, yerr=pt.specific_heat_err,
-                                    fmt="o-", label="ladder")
+                axes[0, 2].errorbar(
+                    pt.betas, pt.specific_heat, yerr=pt.specific_heat_err, fmt="o-", label="ladder"
+                )
                 if pt.suggested_betas is not None:
                     for b in pt.suggested_betas:
                         axes[0, 2].axvline(b, color="g", lw=0.6, alpha=0.6)
-                axes[0, 2].set(xlabel="beta", ylabel="C(beta) = beta^2 Var(E)",
-                               title="specific heat (green: suggested ladder)")
+                axes[0, 2].set(
+                    xlabel="beta",
+                    ylabel="C(beta) = beta^2 Var(E)",
+                    title="specific heat (green: suggested ladder)",
+                )
         fig.tight_layout()
         fig.savefig(path, dpi=100)
         plt.close(fig)
@@ -213,9 +238,15 @@ def _diagnose(samples, couplings, observables, data, batch, rung, c, tol) -> Dia
         info = {}
         if "energies" in samples.info:
             info["energies"] = np.asarray(samples.info["energies"])[slots]
-        view = Samples(np.asarray(samples.spins[slots]), samples.fingerprint,
-                       samples.topology_fingerprint, samples.method, samples.seed,
-                       samples.settings, info)
+        view = Samples(
+            np.asarray(samples.spins[slots]),
+            samples.fingerprint,
+            samples.topology_fingerprint,
+            samples.method,
+            samples.seed,
+            samples.settings,
+            info,
+        )
     if couplings is not None:
         pairs = pair_list(couplings)
     elif samples.n <= MAX_ALL_PAIRS_N:
@@ -231,8 +262,9 @@ def _diagnose(samples, couplings, observables, data, batch, rung, c, tol) -> Dia
             if couplings is None and "energies" not in view.info:
                 notes.append("energy skipped: no model and no recorded energies")
                 continue
-            diag.taus[name] = _tau(energies(view, couplings, allow_mismatch=True), name, notes,
-                                   c, tol)
+            diag.taus[name] = _tau(
+                energies(view, couplings, allow_mismatch=True), name, notes, c, tol
+            )
         elif name == "magnetisation":
             diag.taus[name] = _tau(magnetisation(spins), name, notes, c, tol)
         elif pairs is None:

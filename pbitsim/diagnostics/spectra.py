@@ -38,8 +38,13 @@ from pbitsim.diagnostics.kernels import (
 )
 from pbitsim.exact import all_states
 
-__all__ = ["ExactChain", "ModeCluster", "ModeExpansion", "DegenerateEigenvalueWarning",
-           "stationarity_residual"]
+__all__ = [
+    "ExactChain",
+    "ModeCluster",
+    "ModeExpansion",
+    "DegenerateEigenvalueWarning",
+    "stationarity_residual",
+]
 
 #: Above this sector size the gap comes from an iterative (ARPACK) solver, not a full eigensolve.
 ITERATIVE_GAP_DIM = 1024
@@ -286,8 +291,9 @@ class ExactChain:
             f = f(self.states)
         f = np.asarray(f, dtype=np.float64)
         if f.shape[0] != self.N or f.ndim > 2:
-            raise ValueError(f"observable values must have shape ({self.N},) or ({self.N}, m), "
-                             f"not {f.shape}")
+            raise ValueError(
+                f"observable values must have shape ({self.N},) or ({self.N}, m), not {f.shape}"
+            )
         return (f[:, None], True) if f.ndim == 1 else (f, False)
 
     def _centred(self, f) -> tuple[np.ndarray, bool]:
@@ -336,11 +342,15 @@ class ExactChain:
             out = sec["A"] @ v
         else:  # operator only: A v = sqrt(p) * P (v / sqrt(p)) in full coordinates
             full = self._from_coords(v, s)
-            out = self._coords(self._sqrtp[:, None] * self._operator.matmat(
-                full / self._sqrtp[:, None]), s).reshape(v.shape)
+            out = self._coords(
+                self._sqrtp[:, None] * self._operator.matmat(full / self._sqrtp[:, None]), s
+            ).reshape(v.shape)
         if sec["v0"] is not None:
-            out = out - np.outer(sec["v0"], sec["v0"] @ v) if v.ndim == 2 else \
-                out - sec["v0"] * (sec["v0"] @ v)
+            out = (
+                out - np.outer(sec["v0"], sec["v0"] @ v)
+                if v.ndim == 2
+                else out - sec["v0"] * (sec["v0"] @ v)
+            )
         return out
 
     def _from_coords(self, v: np.ndarray, s: str) -> np.ndarray:
@@ -385,12 +395,12 @@ class ExactChain:
         k = min(dim - 1, (K or 10) + 8)
         key = ("dec-iterative", s, k)
         if key not in self._cache:
-            op = spla.LinearOperator((dim, dim), matvec=lambda v: self._matvec(s, v),
-                                     dtype=np.float64)
+            op = spla.LinearOperator(
+                (dim, dim), matvec=lambda v: self._matvec(s, v), dtype=np.float64
+            )
             lam, U = spla.eigsh(op, k=k, which="LM")
             order = np.argsort(-np.abs(lam), kind="stable")
-            self._cache[key] = _modes.Decomposition(lam[order], U[:, order], None,
-                                                    complete=False)
+            self._cache[key] = _modes.Decomposition(lam[order], U[:, order], None, complete=False)
         return self._cache[key]
 
     # -- spectrum -------------------------------------------------------------------------------
@@ -402,8 +412,7 @@ class ExactChain:
             return np.abs(self._decomposition(s).lam[:k])
         if dim - 2 < k:
             return np.abs(self._decomposition(s).lam[:k])
-        op = spla.LinearOperator((dim, dim), matvec=lambda v: self._matvec(s, v),
-                                 dtype=np.float64)
+        op = spla.LinearOperator((dim, dim), matvec=lambda v: self._matvec(s, v), dtype=np.float64)
         if self.reversible:
             lam = spla.eigsh(op, k=k, which="LM", return_eigenvectors=False)
         else:
@@ -588,8 +597,9 @@ class ExactChain:
                 b = sub.left @ us  # (d, m)
                 G = _modes.g_matrix(sub.T)
                 sector_kept = np.zeros_like(var)
-                for (lo, hi), proj, deg in zip(zip(sub.bounds[:-1], sub.bounds[1:]),
-                                               sub.projectors, sub.degenerate):
+                for (lo, hi), proj, deg in zip(
+                    zip(sub.bounds[:-1], sub.bounds[1:]), sub.projectors, sub.degenerate
+                ):
                     w = np.real(np.einsum("md,de,em->m", a, proj, b))
                     t = np.real(np.einsum("md,de,em->m", a, proj @ G, b))
                     t = np.where(w == 0, 0.0, t)
@@ -600,8 +610,10 @@ class ExactChain:
             tau_mm = kept / var
         degenerate = [c for c in clusters if c.degenerate]
         if degenerate:
-            desc = ", ".join(f"{c.sector}: lambda~{c.eigenvalues[0]:.6g} (x{len(c.eigenvalues)})"
-                             for c in degenerate[:4])
+            desc = ", ".join(
+                f"{c.sector}: lambda~{c.eigenvalues[0]:.6g} (x{len(c.eigenvalues)})"
+                for c in degenerate[:4]
+            )
             warnings.warn(
                 f"degenerate eigenvalues among the slowest modes ({desc}); their eigenvectors "
                 f"are not unique, so weights are reported per cluster (spectral projector onto "
@@ -618,8 +630,10 @@ class ExactChain:
             return x[0] if single else x
 
         return ModeExpansion(
-            clusters=[ModeCluster(c.sector, c.eigenvalues, out(c.weight), out(c.tau_term),
-                                  c.degenerate) for c in clusters],
+            clusters=[
+                ModeCluster(c.sector, c.eigenvalues, out(c.weight), out(c.tau_term), c.degenerate)
+                for c in clusters
+            ],
             variance=out(var),
             tau_exact=out(exact),
             tau_multi_mode=out(tau_mm),
@@ -634,5 +648,7 @@ class ExactChain:
         return float(res) if np.ndim(res) == 0 else res
 
     def __repr__(self) -> str:
-        return (f"ExactChain(kernel={self.kernel!r}, states={self.N}, "
-                f"reversible={self.reversible}, sectors={self.sectors})")
+        return (
+            f"ExactChain(kernel={self.kernel!r}, states={self.N}, "
+            f"reversible={self.reversible}, sectors={self.sectors})"
+        )

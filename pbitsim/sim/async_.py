@@ -93,8 +93,28 @@ def _first_times(mode, p, period, rng, nxt):
 
 
 @nb.njit(cache=True)
-def _run_replica(indptr, indices, data, h, beta, mode, p, period, jitter, delay, hist, nxt,
-                 counts, rng, tick0, nticks, stride, out, fired, tmp):
+def _run_replica(
+    indptr,
+    indices,
+    data,
+    h,
+    beta,
+    mode,
+    p,
+    period,
+    jitter,
+    delay,
+    hist,
+    nxt,
+    counts,
+    rng,
+    tick0,
+    nticks,
+    stride,
+    out,
+    fired,
+    tmp,
+):
     slots = delay + 1
     n = h.shape[0]
     state = rng[0]
@@ -126,14 +146,52 @@ def _run_replica(indptr, indices, data, h, beta, mode, p, period, jitter, delay,
 
 
 @nb.njit(cache=True, parallel=True)
-def _run(indptr, indices, data, h, beta, mode, p, period, jitter, delay, hist, nxt, counts,
-         rng, tick0, nticks, stride, out):
+def _run(
+    indptr,
+    indices,
+    data,
+    h,
+    beta,
+    mode,
+    p,
+    period,
+    jitter,
+    delay,
+    hist,
+    nxt,
+    counts,
+    rng,
+    tick0,
+    nticks,
+    stride,
+    out,
+):
     n = h.shape[0]
     for r in nb.prange(hist.shape[0]):
         fired = np.empty(n, dtype=np.int64)
         tmp = np.empty(n, dtype=np.int8)
-        _run_replica(indptr, indices, data, h, beta, mode, p, period, jitter, delay, hist[r],
-                     nxt[r], counts[r], rng[r], tick0, nticks, stride, out[r], fired, tmp)
+        _run_replica(
+            indptr,
+            indices,
+            data,
+            h,
+            beta,
+            mode,
+            p,
+            period,
+            jitter,
+            delay,
+            hist[r],
+            nxt[r],
+            counts[r],
+            rng[r],
+            tick0,
+            nticks,
+            stride,
+            out[r],
+            fired,
+            tmp,
+        )
 
 
 @register_method("async")
@@ -163,9 +221,19 @@ class AsyncRunner(Runner):
 
     step_unit = "async step"
 
-    def __init__(self, couplings: Couplings, replicas: int = 1, seed: int | None = None,
-                 mode: str = "poisson", p: float = 0.1, period=8.0, phase=None,
-                 jitter: float = 0.5, delay: int = 0, initial=None) -> None:
+    def __init__(
+        self,
+        couplings: Couplings,
+        replicas: int = 1,
+        seed: int | None = None,
+        mode: str = "poisson",
+        p: float = 0.1,
+        period=8.0,
+        phase=None,
+        jitter: float = 0.5,
+        delay: int = 0,
+        initial=None,
+    ) -> None:
         if seed is None:
             seed = int(np.random.SeedSequence().generate_state(1, np.uint64)[0])
         super().__init__(couplings, replicas, seed)
@@ -182,7 +250,12 @@ class AsyncRunner(Runner):
         if isinstance(delay, bool) or not isinstance(delay, int | np.integer) or delay < 0:
             raise ValueError(f"delay must be an int >= 0, not {delay!r}")
         self.mode, self.p, self.period, self.jitter, self.delay = (
-            mode, float(p), per, float(jitter), int(delay))
+            mode,
+            float(p),
+            per,
+            float(jitter),
+            int(delay),
+        )
         self._mode = MODES.index(mode)
         self.ticks_per_step = max(1, round(1.0 / self.p if mode == "poisson" else per.mean()))
 
@@ -204,12 +277,21 @@ class AsyncRunner(Runner):
             if ph.shape[-1:] != (n,) or not np.all(np.isfinite(ph)):
                 raise ValueError(f"phase must hold n = {n} finite times (per replica)")
             self._nxt[:] = ph
-        self._csr = (couplings.indptr.astype(np.int64), couplings.indices.astype(np.int64),
-                     couplings.data.astype(np.float64), couplings.h.astype(np.float64))
+        self._csr = (
+            couplings.indptr.astype(np.int64),
+            couplings.indices.astype(np.int64),
+            couplings.data.astype(np.float64),
+            couplings.h.astype(np.float64),
+        )
         self.tick = 0
         self.settings = {
-            "mode": mode, "p": self.p, "period": per.tolist(), "jitter": self.jitter,
-            "delay": self.delay, "ticks_per_step": self.ticks_per_step, "master_seed": seed,
+            "mode": mode,
+            "p": self.p,
+            "period": per.tolist(),
+            "jitter": self.jitter,
+            "delay": self.delay,
+            "ticks_per_step": self.ticks_per_step,
+            "master_seed": seed,
         }
         if phase is not None:
             self.settings["phase"] = np.asarray(phase).tolist()
@@ -221,9 +303,26 @@ class AsyncRunner(Runner):
         out = np.empty((self.replicas, k, self.couplings.n), dtype=np.int8)
         if nticks and self.couplings.n:
             indptr, indices, data, h = self._csr
-            _run(indptr, indices, data, h, self.couplings.beta, self._mode, self.p, self.period,
-                 self.jitter, self.delay, self._hist, self._nxt, self._counts, self._rng,
-                 self.tick, nticks, stride, out)
+            _run(
+                indptr,
+                indices,
+                data,
+                h,
+                self.couplings.beta,
+                self._mode,
+                self.p,
+                self.period,
+                self.jitter,
+                self.delay,
+                self._hist,
+                self._nxt,
+                self._counts,
+                self._rng,
+                self.tick,
+                nticks,
+                stride,
+                out,
+            )
         self.tick += nticks
         return out
 
@@ -238,6 +337,7 @@ class AsyncRunner(Runner):
         steps = self.tick / self.ticks_per_step
         return {
             "ticks": self.tick,
-            "updates_per_step": (self._counts.mean(axis=0) / steps) if steps else
-            np.zeros(self.couplings.n),
+            "updates_per_step": (self._counts.mean(axis=0) / steps)
+            if steps
+            else np.zeros(self.couplings.n),
         }

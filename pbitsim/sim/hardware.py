@@ -247,8 +247,14 @@ def _initial(initial, design: HardwareDesign, n: int) -> np.ndarray:
 # --------------------------------------------------------------------------------------------
 
 
-def trace_cycles(couplings_or_quantized, design: HardwareDesign, seed_or_seeds, cycles: int,
-                 initial=None, coloring=None) -> tuple[np.ndarray, list[dict]]:
+def trace_cycles(
+    couplings_or_quantized,
+    design: HardwareDesign,
+    seed_or_seeds,
+    cycles: int,
+    initial=None,
+    coloring=None,
+) -> tuple[np.ndarray, list[dict]]:
     """Slow reference model with a log of every p-bit decision (for docs and RTL debugging).
 
     Returns
@@ -275,8 +281,17 @@ def trace_cycles(couplings_or_quantized, design: HardwareDesign, seed_or_seeds, 
         new = history[t - 1].copy()
         for i in np.flatnonzero(col == colour):
             r = gens[i].output(spec.rng_bits)
-            ev = {"cycle": t, "colour": colour, "edge": edge, "pbit": int(i), "r": r,
-                  "acc": None, "i_code": None, "t": None, "updated": False}
+            ev = {
+                "cycle": t,
+                "colour": colour,
+                "edge": edge,
+                "pbit": int(i),
+                "r": r,
+                "acc": None,
+                "i_code": None,
+                "t": None,
+                "updated": False,
+            }
             if edge > design.warmup_edges:
                 acc = int(q.h_codes[i])
                 for k in range(q.indptr[i], q.indptr[i + 1]):
@@ -292,11 +307,16 @@ def trace_cycles(couplings_or_quantized, design: HardwareDesign, seed_or_seeds, 
     return states, events
 
 
-def simulate_cycles_reference(couplings_or_quantized, design: HardwareDesign, seed_or_seeds,
-                              cycles: int, initial=None, coloring=None) -> np.ndarray:
+def simulate_cycles_reference(
+    couplings_or_quantized,
+    design: HardwareDesign,
+    seed_or_seeds,
+    cycles: int,
+    initial=None,
+    coloring=None,
+) -> np.ndarray:
     """Pure-Python version of :func:`simulate_cycles` (same arguments, same result, slow)."""
-    return trace_cycles(couplings_or_quantized, design, seed_or_seeds, cycles, initial,
-                        coloring)[0]
+    return trace_cycles(couplings_or_quantized, design, seed_or_seeds, cycles, initial, coloring)[0]
 
 
 # --------------------------------------------------------------------------------------------
@@ -305,9 +325,28 @@ def simulate_cycles_reference(couplings_or_quantized, design: HardwareDesign, se
 
 
 @nb.njit(cache=True)
-def _run_replica(indptr, indices, j_codes, h_codes, table, order, cstart, n_colors, kind,
-                 rng_bits, input_max, warmup, latency, hist, gen, cycle0, ncycles, stride,
-                 out, tmp):
+def _run_replica(
+    indptr,
+    indices,
+    j_codes,
+    h_codes,
+    table,
+    order,
+    cstart,
+    n_colors,
+    kind,
+    rng_bits,
+    input_max,
+    warmup,
+    latency,
+    hist,
+    gen,
+    cycle0,
+    ncycles,
+    stride,
+    out,
+    tmp,
+):
     """Cycles cycle0+1 .. cycle0+ncycles of one replica (see the module docstring).
 
     ``hist[k % (latency + 1)]`` holds S_k for the last latency + 1 values of k; ``tmp`` is scratch.
@@ -349,8 +388,27 @@ def _run_replica(indptr, indices, j_codes, h_codes, table, order, cstart, n_colo
 
 
 @nb.njit(cache=True, parallel=True)
-def _run(indptr, indices, j_codes, h_codes, table, order, cstart, n_colors, kind, rng_bits,
-         input_max, warmup, latency, hist, gen, cycle0, ncycles, stride, out):
+def _run(
+    indptr,
+    indices,
+    j_codes,
+    h_codes,
+    table,
+    order,
+    cstart,
+    n_colors,
+    kind,
+    rng_bits,
+    input_max,
+    warmup,
+    latency,
+    hist,
+    gen,
+    cycle0,
+    ncycles,
+    stride,
+    out,
+):
     # Replicas are independent (own spins, own generators): one per thread, no barrier, so the
     # result does not depend on the thread count.
     width = 1
@@ -358,9 +416,28 @@ def _run(indptr, indices, j_codes, h_codes, table, order, cstart, n_colors, kind
         width = max(width, cstart[c + 1] - cstart[c])
     for rep in nb.prange(hist.shape[0]):
         tmp = np.empty(width, dtype=np.int8)
-        _run_replica(indptr, indices, j_codes, h_codes, table, order, cstart, n_colors, kind,
-                     rng_bits, input_max, warmup, latency, hist[rep], gen[rep], cycle0,
-                     ncycles, stride, out[rep], tmp)
+        _run_replica(
+            indptr,
+            indices,
+            j_codes,
+            h_codes,
+            table,
+            order,
+            cstart,
+            n_colors,
+            kind,
+            rng_bits,
+            input_max,
+            warmup,
+            latency,
+            hist[rep],
+            gen[rep],
+            cycle0,
+            ncycles,
+            stride,
+            out[rep],
+            tmp,
+        )
 
 
 class HardwareMachine:
@@ -385,8 +462,14 @@ class HardwareMachine:
     quantized : QuantizedCouplings
     """
 
-    def __init__(self, couplings_or_quantized, design: HardwareDesign, seeds: np.ndarray,
-                 initial=None, coloring=None) -> None:
+    def __init__(
+        self,
+        couplings_or_quantized,
+        design: HardwareDesign,
+        seeds: np.ndarray,
+        initial=None,
+        coloring=None,
+    ) -> None:
         q, col, self.n_colors = _prepare(couplings_or_quantized, design, coloring)
         self.design, self.quantized = design, q
         seeds = np.asarray(seeds, dtype=np.uint64)
@@ -431,16 +514,39 @@ class HardwareMachine:
         out = np.empty((self.replicas, k, self.quantized.n), dtype=np.int8)
         if cycles and self.quantized.n:
             spec = self.design.fixed_point
-            _run(self._indptr, self._indices, self._j, self._h, self._table, self._order,
-                 self._cstart, self.n_colors, self._kind, spec.rng_bits, spec.input_max,
-                 self.design.warmup_edges, self.design.read_latency, self._hist, self._gen,
-                 self.cycle, cycles, int(record_every), out)
+            _run(
+                self._indptr,
+                self._indices,
+                self._j,
+                self._h,
+                self._table,
+                self._order,
+                self._cstart,
+                self.n_colors,
+                self._kind,
+                spec.rng_bits,
+                spec.input_max,
+                self.design.warmup_edges,
+                self.design.read_latency,
+                self._hist,
+                self._gen,
+                self.cycle,
+                cycles,
+                int(record_every),
+                out,
+            )
         self.cycle += cycles
         return out
 
 
-def simulate_cycles(couplings_or_quantized, design: HardwareDesign, seed_or_seeds,
-                    cycles: int, initial=None, coloring=None) -> np.ndarray:
+def simulate_cycles(
+    couplings_or_quantized,
+    design: HardwareDesign,
+    seed_or_seeds,
+    cycles: int,
+    initial=None,
+    coloring=None,
+) -> np.ndarray:
     """Every p-bit's spin after every clock cycle: what the RTL must reproduce bit for bit.
 
     Parameters
@@ -485,15 +591,23 @@ class HardwareRunner(Runner):
 
     step_unit = "colour period"
 
-    def __init__(self, couplings: Couplings, replicas: int = 1, seed: int | None = None,
-                 design="default", seeds=None, initial=None) -> None:
+    def __init__(
+        self,
+        couplings: Couplings,
+        replicas: int = 1,
+        seed: int | None = None,
+        design="default",
+        seeds=None,
+        initial=None,
+    ) -> None:
         design = HardwareDesign.from_name(design)
         if seed is None and seeds is None:
             seed = int(np.random.SeedSequence().generate_state(1, np.uint64)[0])
         super().__init__(couplings, replicas, seed)
         self.design = design
-        gen = resolve_seeds(seed if seeds is None else seeds, couplings.n, design.rng,
-                            self.replicas)
+        gen = resolve_seeds(
+            seed if seeds is None else seeds, couplings.n, design.rng, self.replicas
+        )
         self.machine = HardwareMachine(couplings, design, gen, initial=initial)
         self.settings = {"design": design.to_dict(), "master_seed": seed}
         if seeds is not None:
