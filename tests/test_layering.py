@@ -40,3 +40,25 @@ def test_layering_check_can_fail(tmp_path):
     p = tmp_path / "x.py"
     p.write_text("from pbitsim.hdl import thing\nimport pbitsim.host.link\n")
     assert list(imported_modules(p)) == ["pbitsim.hdl", "pbitsim.host.link"]
+
+
+def test_every_package_is_listed_in_pyproject():
+    """package-dir remaps folders, so a subpackage missing from `packages` is silently left out
+    of a non-editable install (an editable install would still find it)."""
+    import tomllib
+
+    listed = set(
+        tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    )
+    mapping = {
+        "pbitsim": "pbitsim",
+        "hdl": "pbitsim.hdl",
+        "firmware": "pbitsim.firmware",
+        "host": "pbitsim.host",
+    }
+    found = set()
+    for folder, package in mapping.items():
+        for init in (ROOT / folder).rglob("__init__.py"):
+            rel = init.parent.relative_to(ROOT / folder).parts
+            found.add(".".join((package, *rel)))
+    assert found == listed
