@@ -365,13 +365,13 @@ def _check_ran(ran: str, couplings: Couplings, sampler) -> None:
 
 def _gradient_taus(chain: np.ndarray, nv: int, integrated_time) -> tuple[float, float]:
     """Median tau_int over a subset of the v_i h_j observables, and tau_int of magnetisation."""
-    s = np.asarray(chain, np.float64)
-    rng = np.random.default_rng(0)
-    nh = s.shape[2] - nv
-    pick = rng.choice(nv * nh, size=min(64, nv * nh), replace=False)
+    from pbitsim.diagnostics.observables import magnetisation, pair_products
+
+    nh = chain.shape[2] - nv
+    pick = np.random.default_rng(0).choice(nv * nh, size=min(64, nv * nh), replace=False)
     i, j = np.divmod(pick, nh)
-    obs = s[:, :, i] * s[:, :, nv + j]  # (R, T, k)
-    mag = s.mean(axis=2)[:, :, None]
+    obs = pair_products(chain, np.column_stack([i, nv + j]))  # (R, T, k)
+    mag = magnetisation(chain)[:, :, None]
     with warnings.catch_warnings():
         # A per-epoch measurement run is short by design; the value is a monitor, not a result.
         warnings.simplefilter("ignore")
