@@ -34,22 +34,14 @@ import numpy as np
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, unsigned
 from amaranth.lib import memory, wiring
 
+from pbitsim.board.design import HardwareDesign
+from pbitsim.board.regmap import DATA_BITS, AddressMap, BoardWords, Region, Register
 from pbitsim.couplings import Couplings
-from pbitsim.rng import derive_seeds
-from pbitsim.sim.hardware import HardwareDesign
+from pbitsim.rng import derive_seeds, state_bits
 
 from .fixedpoint import ActivationTable, Comparator, InputAccumulator, Saturation, sum_width
-from .hardware import (
-    DATA_BITS,
-    AddressMap,
-    ArrayInfo,
-    Region,
-    Register,
-    array_signature,
-    read_back,
-    select_or,
-)
-from .rng import next_state, state_bits
+from .hardware import ArrayInfo, array_signature, read_back, select_or, status_signal
+from .rng import next_state
 
 __all__ = ["PbitEngine", "GAP"]
 
@@ -89,7 +81,7 @@ class PbitEngine(ArrayInfo, wiring.Component):
     Attributes
     ----------
     bus, run, color, spins
-        As for :class:`~pbitsim.hdl.hardware.PbitArray`. Write only while stopped (STATUS bit 9
+        As for :class:`~pbitsim.hdl.hardware.PbitArray`. Write only while stopped (STATUS bit 17
         low): a write is not synchronised with the lanes' own memory writes.
     cycle_done : Out(1)
         This clock edge completes a model cycle (the spins after it are S_t).
@@ -124,21 +116,14 @@ class PbitEngine(ArrayInfo, wiring.Component):
             )
         if isinstance(lanes, bool) or not isinstance(lanes, int) or lanes < 1:
             raise ValueError(f"lanes must be an int >= 1, not {lanes!r}")
+        design.check(couplings)
         deg = couplings.degrees
-        if design.max_degree is not None and deg.max() > design.max_degree:
-            raise ValueError(
-                f"p-bit {int(np.argmax(deg))} has {int(deg.max())} neighbours but the design has "
-                f"{design.max_degree} slots"
-            )
         self._couplings, self._design, self._seed = couplings, design, int(seed)
         self.lanes = lanes
         self.address_map = AddressMap.for_design(couplings, design)
+        self.words = BoardWords.for_array(couplings, design)
         self.n_colors = max(couplings.n_colors, 1)
-        if self.n_colors > 256:
-            raise ValueError(f"at most 256 colours, not {self.n_colors}")
         self.degree = max(int(deg.max()), 1)
-        # The sweep: colour c gets ceil(|class| / lanes) slots; p-bit k of a class goes to lane
-        # k % lanes, slot (colour's first slot) + k // lanes.
         # The sweep: colour c gets ceil(|class| / lanes) slots plus GAP idle ones; p-bit k of a
         # class goes to lane k % lanes, slot (colour's first slot) + k // lanes.
         self.slot_color, self.slot_real, self.slot_done, self.slot_last = [], [], [], []
@@ -369,6 +354,6 @@ class PbitEngine(ArrayInfo, wiring.Component):
             ]
 
         # -- read-back ------------------------------------------------------------------------
-        status = Cat(color0, Const(0, 8 - len(color0)), ~warm0, active)
-        m.d.comb += bus.r_data.eq(read_back(region, index, c, d, amap, status, self.spins))
+        status = status_signal(color0, ~warm0, active)
+        m.d.comb += bus.r_data.eq(read_back(region, index, self.words, amap, status, self.spins))
         return m

@@ -14,6 +14,7 @@ from amaranth.hdl import Module, Mux, signed, unsigned
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
+from pbitsim.board.regmap import bias_of, sum_width
 from pbitsim.fixedpoint import FixedPointSpec, activation_table
 
 __all__ = ["InputAccumulator", "Saturation", "ActivationTable", "Comparator", "sum_width"]
@@ -25,15 +26,6 @@ def _check_spec(spec) -> FixedPointSpec:
     return spec
 
 
-def sum_width(spec: FixedPointSpec, degree: int) -> int:
-    """Bits that hold ``h + sum of degree terms +-J`` exactly, whatever the codes.
-
-    Each term is in [-2**(w-1), 2**(w-1)] (negating the most negative code gives +2**(w-1)), so
-    the sum of degree + 1 of them needs w + 1 + ceil(log2(degree + 1)) bits.
-    """
-    return spec.weight_bits + 1 + max(int(degree), 0).bit_length()
-
-
 class InputAccumulator(wiring.Component):
     """Exact input sum of one p-bit, saturated symmetrically (combinational).
 
@@ -41,7 +33,7 @@ class InputAccumulator(wiring.Component):
     ``I = bias + 2 * sum_k (s_k ? J_k : 0)`` with ``bias = h - sum_k J_k``: the neighbour terms are
     then AND gates folded into the adders' LUTs instead of a negation (its own carry chain) and a
     multiplexer per slot. ``bias`` changes only when J or h do, so the host writes it (see
-    :meth:`pbitsim.hdl.hardware.AddressMap.load_writes`). The sum is formed at :func:`sum_width`
+    :func:`pbitsim.board.regmap.load_writes`). The sum is formed at :func:`sum_width`
     bits, wide enough for any codes, so it never wraps; the adders form a balanced tree.
 
     Parameters
@@ -97,8 +89,9 @@ class InputAccumulator(wiring.Component):
 
     @staticmethod
     def bias_of(h_code: int, j_codes) -> int:
-        """The ``bias`` input for field code ``h_code`` and the p-bit's J codes."""
-        return int(h_code) - sum(int(x) for x in j_codes)
+        """The ``bias`` input for field code ``h_code`` and the p-bit's J codes
+        (:func:`pbitsim.board.regmap.bias_of`)."""
+        return bias_of(h_code, j_codes)
 
     def elaborate(self, platform):
         m = Module()

@@ -1,7 +1,7 @@
 """The p-bit array in gateware: twin of the cycle model :mod:`pbitsim.sim.hardware`.
 
 :class:`PbitArray` is built for one topology (graph, colouring: a :class:`~pbitsim.couplings.
-Couplings`) and one :class:`~pbitsim.sim.hardware.HardwareDesign`; everything else (J and h codes,
+Couplings`) and one :class:`~pbitsim.board.design.HardwareDesign`; everything else (J and h codes,
 the activation table, generator seeds, spins) is written at run time through a small register
 port whose layout :class:`AddressMap` defines (``docs/hardware.md`` has the table). Whenever
 ``running`` is high, one clock edge is one cycle of :func:`pbitsim.sim.hardware.simulate_cycles`:
@@ -25,84 +25,37 @@ run. An array needs max(colour class size) read ports instead of n.
 
 from __future__ import annotations
 
-import enum
-
 import numpy as np
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from pbitsim.board.design import HardwareDesign
+from pbitsim.board.regmap import (
+    DATA_BITS,
+    IDENTITY,
+    AddressMap,
+    BoardWords,
+    Region,
+    Register,
+    topology_id,
+)
 from pbitsim.couplings import Couplings
-from pbitsim.rng import derive_seeds, rng_kind_code
-from pbitsim.sim.hardware import HardwareDesign
+from pbitsim.rng import derive_seeds, state_bits
 
 from .fixedpoint import ActivationTable, Comparator, InputAccumulator, sum_width
 from .rng import generator_for
 
+# The register map (AddressMap, Region, Register, the identity words) is pbitsim.board.regmap's;
+# the names are re-exported here because the gateware implements it.
 __all__ = [
     "Region",
     "Register",
-    "MAGIC",
-    "VERSION",
     "AddressMap",
     "Pbit",
     "PbitArray",
     "topology_id",
 ]
-
-MAGIC = 0x50424954  # "PBIT"
-VERSION = 1
-REGION_BITS = 3
-DATA_BITS = 32
-
-
-class Region(enum.IntEnum):
-    """Top ``REGION_BITS`` bits of a register-port address."""
-
-    REG = 0
-    BIAS = 1
-    J = 2
-    TABLE = 3
-    SEED = 4
-    SPIN = 5
-
-
-class Register(enum.IntEnum):
-    """Registers of region ``REG``."""
-
-    ID = 0
-    VERSION = 1
-    TOPOLOGY_LO = 2
-    TOPOLOGY_HI = 3
-    SHAPE = 4
-    FORMAT = 5
-    CONTROL = 6
-
-
-def topology_id(couplings: Couplings) -> int:
-    """First 64 bits of :attr:`Couplings.topology_fingerprint` (read back by a host)."""
-    return int(couplings.topology_fingerprint[:16], 16)
-
-
-def _bits(count: int) -> int:
-    """Address bits needed for ``count`` items (at least 1)."""
-    return max(1, (max(int(count), 1) - 1).bit_length())
-
-
-def _state_words(kind: str) -> int:
-    return 2 if kind == "xorshift64" else 1
-
-
-def _format_word(design: HardwareDesign) -> int:
-    s = design.fixed_point
-    return (
-        s.weight_bits
-        | s.frac_bits << 6
-        | s.input_bits << 11
-        | s.rng_bits << 16
-        | rng_kind_code(design.rng) << 22
-        | min(design.warmup_edges, 255) << 24
-    )
 
 
 def select_or(pairs, width: int):
@@ -124,146 +77,26 @@ def select_or(pairs, width: int):
     return terms[0][:width]
 
 
-def read_back(
-    region, index, couplings: Couplings, design: HardwareDesign, amap: AddressMap, status, spins
-):
-    """The register port's read data (see ``docs/hardware.md``)."""
-    tid = topology_id(couplings)
-    n = couplings.n
-    shape = n | max(couplings.n_colors, 1) << 16 | min(amap.slots, 255) << 24
-    words = (n + DATA_BITS - 1) // DATA_BITS
-    spins_padded = Cat(spins, Const(0, words * DATA_BITS - n))
+def read_back(region, index, words: BoardWords, amap: AddressMap, status, spins):
+    """The register port's read data (``docs/hardware.md``): the identity registers, STATUS and
+    the spin words. (J, BIAS and TABLE reads, part of register map version 2, come with the
+    firmware's command engine; here they read 0.)"""
+    n = amap.n
+    spins_padded = Cat(spins, Const(0, amap.spin_words * DATA_BITS - n))
     reg = region == int(Region.REG)
-    pairs = [
-        (reg & (index == int(r)), Const(value, DATA_BITS))
-        for r, value in (
-            (Register.ID, MAGIC),
-            (Register.VERSION, VERSION),
-            (Register.TOPOLOGY_LO, tid & 0xFFFFFFFF),
-            (Register.TOPOLOGY_HI, tid >> 32),
-            (Register.SHAPE, shape),
-            (Register.FORMAT, _format_word(design)),
-        )
-    ]
+    pairs = [(reg & (index == int(r)), Const(words.register(r), DATA_BITS)) for r in IDENTITY]
     pairs.append((reg & (index == int(Register.CONTROL)), status))
     spin_region = region == int(Region.SPIN)
     pairs += [
         (spin_region & (index == wd), spins_padded[DATA_BITS * wd : DATA_BITS * (wd + 1)])
-        for wd in range(words)
+        for wd in range(amap.spin_words)
     ]
     return select_or(pairs, DATA_BITS)
 
 
-class AddressMap:
-    """Word addresses of the register port: ``address = region << index_bits | index``.
-
-    Per-p-bit regions use ``index = i << slot_bits | slot``: J slot k of p-bit i is the k-th
-    stored neighbour of i in CSR order (``couplings.indices[indptr[i] + k]``); seed word w holds
-    state bits 32w..32w+31. Region ``TABLE`` uses ``index = k`` (0..input_max); spins are written
-    one per address (bit 0: 1 = +1) and read 32 per word (region ``SPIN``, ``index = word``).
-
-    Parameters
-    ----------
-    n : int
-        Number of p-bits.
-    slots : int
-        J slots per p-bit (the graph's maximum degree, at least 1).
-    seed_words : int
-        32-bit words per generator state.
-    table_depth : int
-    """
-
-    def __init__(self, n: int, slots: int, seed_words: int, table_depth: int) -> None:
-        self.n = int(n)
-        self.slots = max(int(slots), 1)
-        self.seed_words = int(seed_words)
-        self.table_depth = int(table_depth)
-        self.pbit_bits = _bits(self.n)
-        self.slot_bits = _bits(max(self.slots, self.seed_words))
-        self.index_bits = max(
-            self.pbit_bits + self.slot_bits,
-            _bits(self.table_depth),
-            _bits(len(Register)),
-            _bits((self.n + DATA_BITS - 1) // DATA_BITS),
-        )
-        self.width = self.index_bits + REGION_BITS
-
-    @classmethod
-    def for_design(cls, couplings: Couplings, design: HardwareDesign) -> AddressMap:
-        deg = int(couplings.degrees.max()) if couplings.n else 0
-        return cls(couplings.n, deg, _state_words(design.rng), design.fixed_point.input_max + 1)
-
-    def address(self, region: Region, index: int) -> int:
-        return int(region) << self.index_bits | int(index)
-
-    def register(self, reg: Register) -> int:
-        return self.address(Region.REG, reg)
-
-    def bias(self, i: int) -> int:
-        """Address of p-bit i's bias word, ``h_i - sum_k J_ik`` (see :class:`InputAccumulator`)."""
-        return self.address(Region.BIAS, i << self.slot_bits)
-
-    def j(self, i: int, k: int) -> int:
-        return self.address(Region.J, i << self.slot_bits | k)
-
-    def seed(self, i: int, word: int) -> int:
-        return self.address(Region.SEED, i << self.slot_bits | word)
-
-    def spin(self, i: int) -> int:
-        return self.address(Region.SPIN, i << self.slot_bits)
-
-    def spin_word(self, word: int) -> int:
-        return self.address(Region.SPIN, word)
-
-    def table(self, k: int) -> int:
-        return self.address(Region.TABLE, k)
-
-    def load_writes(
-        self, couplings: Couplings, design: HardwareDesign, seed_or_seeds, initial=None, table=None
-    ) -> list[tuple[int, int]]:
-        """(address, data) writes that load a model, seeds and spins, then restart the schedule.
-
-        After these writes (and with ``run`` high), the array follows
-        ``simulate_cycles(couplings, design, seed_or_seeds, cycles, initial)`` cycle by cycle.
-
-        Parameters
-        ----------
-        couplings : Couplings
-            Same topology as the design was built for; quantised with ``design.fixed_point``.
-        design : HardwareDesign
-        seed_or_seeds : int or array_like
-            Master seed or per-p-bit seeds (as :func:`pbitsim.sim.hardware.simulate_cycles`).
-        initial : array_like of -1/+1, optional
-            Initial spins; default ``design.initial_spin``.
-        table : array_like, optional
-            Table to load instead of the couplings' own (e.g. another beta).
-        """
-        from pbitsim.sim.hardware import resolve_seeds
-
-        q = couplings.quantized(design.fixed_point)
-        n = q.n
-        mask = (1 << DATA_BITS) - 1
-        writes = []
-        for i in range(n):
-            js = q.j_codes[q.indptr[i] : q.indptr[i + 1]]
-            bias = InputAccumulator.bias_of(q.h_codes[i], js)
-            writes.append((self.bias(i), bias & mask))
-            for k, code in enumerate(js.tolist()):
-                writes.append((self.j(i, k), int(code) & mask))
-        tab = q.table if table is None else np.asarray(table)
-        for k, t in enumerate(tab.tolist()):
-            writes.append((self.table(k), int(t)))
-        seeds = resolve_seeds(seed_or_seeds, n, design.rng)
-        for i, s in enumerate(seeds.tolist()):
-            for w in range(self.seed_words):
-                writes.append((self.seed(i, w), (int(s) >> (32 * w)) & mask))
-        spins = (
-            np.full(n, design.initial_spin) if initial is None else np.asarray(initial).reshape(n)
-        )
-        for i, s in enumerate(spins.tolist()):
-            writes.append((self.spin(i), 1 if s > 0 else 0))
-        writes.append((self.register(Register.CONTROL), 1))
-        return writes
+def status_signal(color, warm_done, running):
+    """The STATUS word (:func:`pbitsim.board.regmap.status_word`) from its signals."""
+    return Cat(color, Const(0, 16 - len(color)), warm_done, running)
 
 
 def array_signature(address_map: AddressMap, n_colors: int, n: int) -> dict:
@@ -377,7 +210,7 @@ class Pbit(wiring.Component):
                 "we_j": In(self._degree),
                 "we_bias": In(1),
                 "we_spin": In(1),
-                "we_seed": In(_state_words(design.rng)),
+                "we_seed": In(state_bits(design.rng) // DATA_BITS),
                 "magnitude": Out(spec.input_bits - 1),
                 "spin": Out(1),
                 "spin_next": Out(1),
@@ -482,20 +315,14 @@ class PbitArray(ArrayInfo, wiring.Component):
             raise TypeError(f"design must be a HardwareDesign, not {design!r}")
         if design.read_latency != 0:
             raise ValueError(f"PbitArray implements read_latency 0 only, not {design.read_latency}")
-        deg = couplings.degrees
-        if design.max_degree is not None and couplings.n and deg.max() > design.max_degree:
-            raise ValueError(
-                f"p-bit {int(np.argmax(deg))} has {int(deg.max())} neighbours but the design has "
-                f"{design.max_degree} slots"
-            )
+        design.check(couplings)
         self._couplings = couplings
         self._design = design
         self._preload = bool(preload)
         self._seed = int(seed)
         self.address_map = AddressMap.for_design(couplings, design)
+        self.words = BoardWords.for_array(couplings, design)
         self.n_colors = max(couplings.n_colors, 1)
-        if self.n_colors > 256:
-            raise ValueError(f"at most 256 colours, not {self.n_colors}")
         # Lanes: lane k = the k-th p-bit (by index) of every colour.
         classes = couplings.color_classes()
         self.lanes = max(len(c) for c in classes)
@@ -624,8 +451,6 @@ class PbitArray(ArrayInfo, wiring.Component):
             )
 
         # -- read-back ------------------------------------------------------------------------
-        status = Cat(color, Const(0, 8 - len(color)), warm_done, running)
-        m.d.comb += bus.r_data.eq(
-            read_back(region, index, self._couplings, d, amap, status, self.spins)
-        )
+        status = status_signal(color, warm_done, running)
+        m.d.comb += bus.r_data.eq(read_back(region, index, self.words, amap, status, self.spins))
         return m

@@ -18,7 +18,6 @@ __all__ = [
     "Lfsr32Xnor",
     "generator_for",
     "next_state",
-    "state_bits",
     "xorshift64_next",
     "lfsr32_xnor_next",
 ]
@@ -174,11 +173,6 @@ def next_state(kind: str, x):
     if kind == "lfsr32-xnor":
         return lfsr32_xnor_next(x)
     raise ValueError(f"unknown random number generator {kind!r}")
-
-
-def state_bits(kind: str) -> int:
-    """Width of a generator state of ``kind``."""
-    return {"xorshift64": 64, "lfsr32-xnor": 32}[kind]
 
 
 def generator_for(kind: str, rng_bits: int, seed: int) -> _Generator:

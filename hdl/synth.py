@@ -33,8 +33,8 @@ from amaranth.hdl import Cat, Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from pbitsim.board.design import HardwareDesign
 from pbitsim.couplings import Couplings
-from pbitsim.sim.hardware import HardwareDesign
 
 from .engine import PbitEngine
 from .hardware import PbitArray

@@ -33,7 +33,9 @@ __all__ = [
     "QuantizedCouplings",
     "quantize_values",
     "activation_table",
+    "saturate",
     "saturate_input",
+    "decide_spin",
     "decide",
 ]
 
@@ -169,7 +171,8 @@ class FixedPointSpec:
 
 
 # --------------------------------------------------------------------------------------------
-# Exact integer arithmetic (scalar reference versions; kernels reimplement the same rules).
+# Exact integer arithmetic. saturate and decide_spin are the rules, as plain scalar functions that
+# pbitsim.sim.jit compiles; the array versions apply them elementwise.
 # --------------------------------------------------------------------------------------------
 
 
@@ -218,26 +221,49 @@ def activation_table(spec: FixedPointSpec, beta: float = 1.0) -> np.ndarray:
     return t.astype(np.uint64)
 
 
+def saturate(acc, input_max):
+    """The saturation rule on one exact accumulator value: clamp to +-input_max.
+
+    A plain scalar function: :mod:`pbitsim.sim.jit` compiles it for the kernels.
+    """
+    if acc > input_max:
+        return input_max
+    if acc < -input_max:
+        return -input_max
+    return acc
+
+
+def decide_spin(i_code, t, r):
+    """The comparator on one p-bit: new spin (+1/-1) from the saturated input code, the table
+    entry T = table[|I|] and the random number R.
+
+    R == T gives -1 whatever the sign of I (the published tie rule); otherwise for I >= 0 the spin
+    is +1 iff T > R, and for I < 0 it is -1 iff T > R. So P(s=+1) = (1 + tanh(beta I)) / 2 up to
+    quantisation when R is uniform on [0, 2**r). A plain scalar function, compiled by
+    :mod:`pbitsim.sim.jit`.
+    """
+    if t == r:
+        return -1
+    if i_code >= 0:
+        return 1 if t > r else -1
+    return -1 if t > r else 1
+
+
+_saturate_all = np.vectorize(saturate, otypes=[np.int64])
+_decide_all = np.vectorize(decide_spin, otypes=[np.int8])
+
+
 def saturate_input(acc: int | np.ndarray, spec: FixedPointSpec):
-    """Saturate the exact accumulator value symmetrically to +-input_max."""
-    m = spec.input_max
-    return np.clip(acc, -m, m)
+    """:func:`saturate` with ``spec.input_max``, elementwise over arrays."""
+    return _saturate_all(np.asarray(acc, dtype=np.int64), spec.input_max)
 
 
 def decide(i_code, table: np.ndarray, r):
-    """The comparator: new spin (+1/-1) from the saturated input code and random number R.
-
-    With T = table[|I|]: R == T gives -1 whatever the sign of I (the published tie rule);
-    otherwise for I >= 0 the spin is +1 iff T > R, and for I < 0 it is -1 iff T > R.
-    So P(s=+1) = (1 + tanh(beta I)) / 2 up to quantisation when R is uniform on [0, 2**r).
-    """
+    """:func:`decide_spin` elementwise: new spins (int8) from input codes, the table and random
+    numbers (arrays broadcast together)."""
     i_code = np.asarray(i_code, dtype=np.int64)
     r = np.asarray(r, dtype=np.uint64)
-    t = table[np.abs(i_code)]
-    above = t > r
-    plus = np.where(i_code >= 0, above, ~above)
-    plus &= t != r
-    return np.where(plus, 1, -1).astype(np.int8)
+    return _decide_all(i_code, np.asarray(table)[np.abs(i_code)], r)
 
 
 @dataclass(frozen=True)

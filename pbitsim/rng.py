@@ -4,8 +4,12 @@ Every p-bit in hardware owns one generator; at every edge of its own clock the p
 generator's current output with an activation-table entry and then the generator advances. This
 module defines those generators bit for bit, in two forms that must agree (a test checks it):
 
-* Numba functions on ``np.uint64`` (``xorshift64_next``, ``lfsr32_xnor_next`` and their
-  ``*_output``), callable from Python too, used by the cycle model's kernels;
+* plain scalar functions on ``np.uint64`` (``xorshift64_next``, ``lfsr32_xnor_next`` and their
+  ``*_output``, ``mix64``, ``splitmix64_next``, ``uniform53``). They import no Numba: the
+  simulator compiles them (:mod:`pbitsim.sim.jit`, ``numba.njit``; later the GPU module with
+  ``cuda.jit(device=True)``), so each rule is written once. Called from Python they also work on
+  uint64 arrays, elementwise (scalar uint64 arithmetic would warn about the wrap-around that is
+  intended here, so Python callers pass arrays);
 * small pure-Python classes (:class:`Xorshift64`, :class:`Lfsr32Xnor`) working on Python ints, the
   obviously-correct reference and the twins of the gateware blocks of the same name.
 
@@ -57,7 +61,6 @@ Seed of p-bit i of replica r from master seed M: ``z = splitmix64(M, r * n + i)`
 
 from __future__ import annotations
 
-import numba as nb
 import numpy as np
 
 __all__ = [
@@ -65,17 +68,18 @@ __all__ = [
     "XORSHIFT64",
     "LFSR32_XNOR",
     "rng_kind_code",
+    "state_bits",
     "xorshift64_next",
     "xorshift64_output",
     "lfsr32_xnor_next",
     "lfsr32_xnor_output",
-    "rng_next",
-    "rng_output",
     "rng_stream",
+    "mix64",
     "splitmix64",
     "splitmix64_next",
     "uniform53",
     "derive_seeds",
+    "resolve_seeds",
     "check_seeds",
     "Xorshift64",
     "Lfsr32Xnor",
@@ -101,38 +105,46 @@ def rng_kind_code(kind: str) -> int:
     return RNG_KINDS.index(kind)
 
 
+def state_bits(kind: str) -> int:
+    """Width in bits of a generator state of ``kind`` (64 or 32): a seed is that many bits, written
+    to hardware as ``state_bits // 32`` words."""
+    rng_kind_code(kind)
+    return _STATE_BITS[kind]
+
+
 # --------------------------------------------------------------------------------------------
-# Numba versions (np.uint64 in, np.uint64 out). Explicit signatures, so that Python ints of any
-# size convert to uint64 when called from Python. Every constant is a np.uint64: Numba would
-# otherwise unify uint64 with int64 literals into float64 and silently lose bits.
+# The generator steps as plain scalar functions (np.uint64 in, np.uint64 out), compiled by
+# pbitsim.sim.jit. Every constant is a np.uint64: Numba would otherwise unify uint64 with int64
+# literals into float64 and silently lose bits. No in-place operators, so that a Python caller's
+# array is never modified.
 # --------------------------------------------------------------------------------------------
 
 _U1 = np.uint64(1)
 _U7 = np.uint64(7)
+_U11 = np.uint64(11)
 _U13 = np.uint64(13)
 _U17 = np.uint64(17)
 _U32 = np.uint64(32)
 _U64 = np.uint64(64)
 _M32 = np.uint64(MASK32)
+_GOLDEN = np.uint64(GOLDEN64)
+_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX2 = np.uint64(0x94D049BB133111EB)
 
 
-@nb.njit("uint64(uint64)", cache=True)
 def xorshift64_next(state):
     """Next xorshift64 (13, 7, 17) state."""
     x = np.uint64(state)
-    x ^= x << _U13
-    x ^= x >> _U7
-    x ^= x << _U17
-    return x
+    x = x ^ (x << _U13)
+    x = x ^ (x >> _U7)
+    return x ^ (x << _U17)
 
 
-@nb.njit("uint64(uint64, int64)", cache=True)
 def xorshift64_output(state, rng_bits):
     """Random number a p-bit compares: the top ``rng_bits`` (1..32) bits of the state."""
     return np.uint64(state) >> (_U64 - np.uint64(rng_bits))
 
 
-@nb.njit("uint64(uint64)", cache=True)
 def lfsr32_xnor_next(state):
     """Next state of the published 32-bit XNOR LFSR (taps 32, 22, 2, 1; shift left, fb -> bit 1)."""
     r = np.uint64(state) & _M32
@@ -142,78 +154,54 @@ def lfsr32_xnor_next(state):
     return ((r << _U1) | fb) & _M32
 
 
-@nb.njit("uint64(uint64, int64)", cache=True)
 def lfsr32_xnor_output(state, rng_bits):
     """Random number a p-bit compares: the top ``rng_bits`` (1..32) bits of the 32-bit register."""
     return (np.uint64(state) & _M32) >> (_U32 - np.uint64(rng_bits))
 
 
-@nb.njit("uint64(int64, uint64)", cache=True)
-def rng_next(kind, state):
-    """Advance a generator of kind code ``kind`` (see :func:`rng_kind_code`)."""
-    if kind == 0:
-        return xorshift64_next(state)
-    return lfsr32_xnor_next(state)
+def mix64(z):
+    """splitmix64's output mixer (a bijection of 64-bit values)."""
+    z = (z ^ (z >> np.uint64(30))) * _MIX1
+    z = (z ^ (z >> np.uint64(27))) * _MIX2
+    return z ^ (z >> np.uint64(31))
 
 
-@nb.njit("uint64(int64, uint64, int64)", cache=True)
-def rng_output(kind, state, rng_bits):
-    """Output of a generator of kind code ``kind`` in its current state."""
-    if kind == 0:
-        return xorshift64_output(state, rng_bits)
-    return lfsr32_xnor_output(state, rng_bits)
+def splitmix64_next(state):
+    """One step of Vigna's splitmix64: (new state, output). For software-only random streams."""
+    s = np.uint64(state) + _GOLDEN
+    return s, mix64(s)
 
 
-@nb.njit(cache=True)
-def _stream(kind, seeds, count, rng_bits, out):
-    for i in range(seeds.shape[0]):
-        s = seeds[i]
-        for t in range(count):
-            out[i, t] = rng_output(kind, s, rng_bits)
-            s = rng_next(kind, s)
+def uniform53(z):
+    """A float64 uniform on [0, 1) from the top 53 bits of a 64-bit random number."""
+    return np.float64(np.uint64(z) >> _U11) * (1.0 / 9007199254740992.0)
 
 
 def rng_stream(kind: str, seeds, count: int, rng_bits: int) -> np.ndarray:
     """The first ``count`` outputs of each generator (output, then advance).
 
     ``seeds`` is one seed or a 1-D array of them. Returns uint64 (len(seeds), count), or (count,)
-    for a scalar seed.
+    for a scalar seed. Vectorised over the seeds with the same scalar rules the kernels compile.
     """
     code = rng_kind_code(kind)
-    s = np.atleast_1d(np.asarray(seeds, dtype=np.uint64))
     if not 1 <= rng_bits <= 32:
         raise ValueError(f"rng_bits must be in 1..32, not {rng_bits}")
+    step, output = _STEPS[code]
+    s = np.atleast_1d(np.asarray(seeds, dtype=np.uint64))
     out = np.empty((s.shape[0], int(count)), dtype=np.uint64)
-    _stream(code, s, int(count), int(rng_bits), out)
+    for t in range(int(count)):
+        out[:, t] = output(s, rng_bits)
+        s = step(s)
     return out[0] if np.ndim(seeds) == 0 else out
 
 
-@nb.njit("uint64(uint64)", cache=True)
-def _mix64(z):
-    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return z ^ (z >> np.uint64(31))
-
-
-@nb.njit("UniTuple(uint64, 2)(uint64)", cache=True)
-def splitmix64_next(state):
-    """One step of Vigna's splitmix64: (new state, output). For software-only random streams."""
-    s = np.uint64(state) + np.uint64(GOLDEN64)
-    return s, _mix64(s)
-
-
-@nb.njit("float64(uint64)", cache=True)
-def uniform53(z):
-    """A float64 uniform on [0, 1) from the top 53 bits of a 64-bit random number."""
-    return np.float64(np.uint64(z) >> np.uint64(11)) * (1.0 / 9007199254740992.0)
+_STEPS = ((xorshift64_next, xorshift64_output), (lfsr32_xnor_next, lfsr32_xnor_output))
 
 
 def splitmix64(master: int, index: int) -> int:
     """Output number ``index`` (from 0) of splitmix64 started at state ``master`` (Python ints)."""
     z = (int(master) + (int(index) + 1) * GOLDEN64) & MASK64
-    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & MASK64
-    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK64
-    return z ^ (z >> 31)
+    return int(mix64(np.array([z], dtype=np.uint64))[0])
 
 
 def derive_seeds(master: int, n: int, kind: str = XORSHIFT64, replicas: int | None = None):
@@ -242,7 +230,7 @@ def derive_seeds(master: int, n: int, kind: str = XORSHIFT64, replicas: int | No
     idx = np.arange(r * int(n), dtype=np.uint64)
     with np.errstate(over="ignore"):  # uint64 arithmetic wraps mod 2**64 on purpose
         z = np.uint64(master) + (idx + np.uint64(1)) * np.uint64(GOLDEN64)
-        z = _mix64_np(z)
+        z = mix64(z)
     if kind == XORSHIFT64:
         z[z == 0] = np.uint64(GOLDEN64)
     else:
@@ -251,10 +239,25 @@ def derive_seeds(master: int, n: int, kind: str = XORSHIFT64, replicas: int | No
     return z.reshape(r, int(n)) if replicas is not None else z
 
 
-def _mix64_np(z: np.ndarray) -> np.ndarray:
-    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return z ^ (z >> np.uint64(31))
+def resolve_seeds(seed_or_seeds, n: int, kind: str, replicas: int | None = None) -> np.ndarray:
+    """Per-p-bit seeds: an int is a master seed (:func:`derive_seeds`), an array is taken as given
+    (shape (n,), or (replicas, n) when ``replicas`` is given; checked by :func:`check_seeds`).
+
+    Returns uint64 of shape (n,) when ``replicas`` is None, else (replicas, n).
+    """
+    if np.ndim(seed_or_seeds) == 0:
+        if isinstance(seed_or_seeds, bool) or not isinstance(seed_or_seeds, int | np.integer):
+            raise TypeError(f"seed must be an int or an array of seeds, not {seed_or_seeds!r}")
+        return derive_seeds(int(seed_or_seeds), n, kind, replicas)
+    seeds = check_seeds(seed_or_seeds, kind)
+    want = (n,) if replicas is None else (replicas, n)
+    if replicas == 1 and seeds.shape == (n,):
+        seeds = seeds[None, :]
+    if seeds.shape != want:
+        if replicas is not None and seeds.shape == (n,):
+            raise ValueError(f"explicit seeds for {replicas} replicas must have shape {want}")
+        raise ValueError(f"seeds must have shape {want}, not {seeds.shape}")
+    return seeds
 
 
 def check_seeds(seeds, kind: str) -> np.ndarray:

@@ -8,10 +8,12 @@ import pytest
 from amaranth.sim import Simulator
 from hdl_support import bus_read, bus_write, lattice, random_sparse, rbm, record_cycles, ring
 from pbitsim.hdl.engine import GAP, PbitEngine
-from pbitsim.hdl.hardware import MAGIC, Register, topology_id
+from pbitsim.hdl.hardware import Register, topology_id
 
+from pbitsim.board.design import HardwareDesign
+from pbitsim.board.regmap import MAGIC
 from pbitsim.fixedpoint import FixedPointSpec
-from pbitsim.sim.hardware import HardwareDesign, simulate_cycles
+from pbitsim.sim.hardware import simulate_cycles
 
 DEFAULT = HardwareDesign.default()
 PUBLISHED = HardwareDesign.published()

@@ -7,10 +7,12 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 from hdl_support import bus_read, bus_write, lattice, random_sparse, record_cycles, ring
-from pbitsim.hdl.hardware import MAGIC, AddressMap, PbitArray, Register, topology_id
+from pbitsim.hdl.hardware import AddressMap, PbitArray, Register, topology_id
 
+from pbitsim.board.design import HardwareDesign
+from pbitsim.board.regmap import MAGIC, BoardWords, decode_status
 from pbitsim.fixedpoint import FixedPointSpec
-from pbitsim.sim.hardware import HardwareDesign, simulate_cycles, trace_cycles
+from pbitsim.sim.hardware import simulate_cycles, trace_cycles
 
 DEFAULT = HardwareDesign.default()
 PUBLISHED = HardwareDesign.published()
@@ -84,8 +86,19 @@ def test_registers_and_restart():
         lo = await bus_read(ctx, dut.bus, amap.register(Register.TOPOLOGY_LO))
         hi = await bus_read(ctx, dut.bus, amap.register(Register.TOPOLOGY_HI))
         assert hi << 32 | lo == topology_id(c) == int(c.topology_fingerprint[:16], 16)
-        shape = await bus_read(ctx, dut.bus, amap.register(Register.SHAPE))
-        assert shape & 0xFFFF == 6 and (shape >> 16) & 0xFF == c.n_colors
+        words = {r: await bus_read(ctx, dut.bus, amap.register(r)) for r in Register}
+        reported = BoardWords(
+            id=words[Register.ID],
+            version=words[Register.VERSION],
+            topology=words[Register.TOPOLOGY_HI] << 32 | words[Register.TOPOLOGY_LO],
+            shape=words[Register.SHAPE],
+            colors=words[Register.COLORS],
+            format=words[Register.FORMAT],
+            design=words[Register.DESIGN],
+        )
+        reported.check()
+        assert (reported.n, reported.slots, reported.n_colors) == (6, 2, c.n_colors)
+        assert reported.hardware_design() == DEFAULT
         await bus_write(ctx, dut.bus, amap.spin(4), 1)
         await bus_write(ctx, dut.bus, amap.spin(1), 1)
         assert await bus_read(ctx, dut.bus, amap.spin_word(0)) == 0b010010
@@ -93,7 +106,10 @@ def test_registers_and_restart():
         for _ in range(4):  # the first clock after a write does not run: 3 cycles, colour 1
             await ctx.tick()
         ctx.set(dut.run, 0)
-        assert await bus_read(ctx, dut.bus, amap.register(Register.CONTROL)) & 0xFF != 0
+        colour, warm_done, running = decode_status(
+            await bus_read(ctx, dut.bus, amap.register(Register.CONTROL))
+        )
+        assert colour == 1 and warm_done and not running
         await bus_write(ctx, dut.bus, amap.register(Register.CONTROL), 1)
         assert ctx.get(dut.color) == 0
 

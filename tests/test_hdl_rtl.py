@@ -20,8 +20,9 @@ from hdl_support import (
 from pbitsim.hdl.engine import PbitEngine
 from pbitsim.hdl.hardware import PbitArray, Register, topology_id
 
+from pbitsim.board.design import HardwareDesign
 from pbitsim.fixedpoint import FixedPointSpec
-from pbitsim.sim.hardware import HardwareDesign, simulate_cycles
+from pbitsim.sim.hardware import simulate_cycles
 
 pytestmark = requires_iverilog
 

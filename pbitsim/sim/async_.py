@@ -46,7 +46,8 @@ import numba as nb
 import numpy as np
 
 from pbitsim.couplings import Couplings
-from pbitsim.rng import splitmix64, splitmix64_next, uniform53
+from pbitsim.rng import splitmix64
+from pbitsim.sim.jit import splitmix64_next, uniform53
 from pbitsim.sampling import Runner, register_method
 
 __all__ = ["AsyncRunner", "MODES"]

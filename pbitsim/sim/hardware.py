@@ -43,25 +43,17 @@ replica 0 is what hardware given that master seed loads).
 
 from __future__ import annotations
 
-import dataclasses
 import warnings
-from dataclasses import dataclass, field
 
 import numba as nb
 import numpy as np
 
+from pbitsim.board.design import SCHEDULES, HardwareDesign
 from pbitsim.couplings import Couplings, greedy_coloring
-from pbitsim.fixedpoint import FixedPointSpec, QuantizedCouplings, decide, saturate_input
-from pbitsim.rng import (
-    RNG_KINDS,
-    check_seeds,
-    derive_seeds,
-    make_generator,
-    rng_kind_code,
-    rng_next,
-    rng_output,
-)
+from pbitsim.fixedpoint import QuantizedCouplings, decide, saturate_input
+from pbitsim.rng import make_generator, resolve_seeds, rng_kind_code
 from pbitsim.sampling import Runner, register_method
+from pbitsim.sim.jit import decide_spin, rng_next, rng_output, saturate
 
 __all__ = [
     "HardwareDesign",
@@ -73,95 +65,9 @@ __all__ = [
     "resolve_seeds",
 ]
 
-SCHEDULES = ("chromatic",)
-
-
-@dataclass(frozen=True)
-class HardwareDesign:
-    """Build-time choices of a p-bit design that change what it computes.
-
-    Parameters
-    ----------
-    fixed_point : FixedPointSpec
-        Widths and arithmetic (:mod:`pbitsim.fixedpoint`).
-    rng : {"xorshift64", "lfsr32-xnor"}
-        Per-p-bit generator (:mod:`pbitsim.rng`).
-    schedule : {"chromatic"}
-        One colour per clock cycle, colours in order 0..C-1.
-    warmup_edges : int
-        Edges of each colour's clock, counted from the first, at which no spin changes (the
-        generators still advance): 2 for the published design's 2-flip-flop enable synchroniser.
-    read_latency : int
-        L: a p-bit updating at edge t reads its neighbours' spins as they were after edge t-1-L.
-        0 = the values at the start of the cycle (combinational read).
-    initial_spin : {-1, +1}
-        Value of every spin register before edge 1 (-1 = register value 0) unless an explicit
-        initial state is given.
-    max_degree : int or None
-        Neighbour slots per p-bit (published: 6); None = as many as the graph needs.
-    """
-
-    fixed_point: FixedPointSpec = field(default_factory=FixedPointSpec.default)
-    rng: str = "xorshift64"
-    schedule: str = "chromatic"
-    warmup_edges: int = 0
-    read_latency: int = 0
-    initial_spin: int = -1
-    max_degree: int | None = None
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.fixed_point, FixedPointSpec):
-            raise TypeError(f"fixed_point must be a FixedPointSpec, not {self.fixed_point!r}")
-        if self.rng not in RNG_KINDS:
-            raise ValueError(f"rng must be one of {RNG_KINDS}, not {self.rng!r}")
-        if self.schedule not in SCHEDULES:
-            raise ValueError(f"schedule must be one of {SCHEDULES}, not {self.schedule!r}")
-        for name in ("warmup_edges", "read_latency"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 0:
-                raise ValueError(f"{name} must be an int >= 0, not {v!r}")
-        if self.initial_spin not in (-1, 1):
-            raise ValueError(f"initial_spin must be -1 or +1, not {self.initial_spin!r}")
-        if self.max_degree is not None and (
-            not isinstance(self.max_degree, int | np.integer) or self.max_degree < 1
-        ):
-            raise ValueError(f"max_degree must be None or an int >= 1, not {self.max_degree!r}")
-        if self.rng == "lfsr32-xnor" and self.fixed_point.rng_bits > 32:
-            raise ValueError("lfsr32-xnor gives at most 32 random bits")
-
-    @classmethod
-    def default(cls) -> HardwareDesign:
-        """pbitsim's own design: default fixed point, xorshift64, no warm-up, combinational read."""
-        return cls()
-
-    @classmethod
-    def published(cls) -> HardwareDesign:
-        """The published UCSB design (``shared/reference/published-pbit-rtl.md``), bit for bit."""
-        return cls(
-            fixed_point=FixedPointSpec.published(),
-            rng="lfsr32-xnor",
-            warmup_edges=2,
-            max_degree=6,
-        )
-
-    @classmethod
-    def from_name(cls, name: str | HardwareDesign | dict) -> HardwareDesign:
-        """A design from a preset name, a dict (:meth:`to_dict`) or a design (returned as is)."""
-        if isinstance(name, HardwareDesign):
-            return name
-        if isinstance(name, dict):
-            d = dict(name)
-            d["fixed_point"] = FixedPointSpec.from_dict(d["fixed_point"])
-            return cls(**d)
-        presets = {"default": cls.default, "published": cls.published}
-        if name not in presets:
-            raise ValueError(f"unknown hardware design {name!r}; presets: {sorted(presets)}")
-        return presets[name]()
-
-    def to_dict(self) -> dict:
-        d = dataclasses.asdict(self)
-        d["fixed_point"] = self.fixed_point.to_dict()
-        return d
+# HardwareDesign (and SCHEDULES) live in pbitsim.board.design, which the gateware and the host read
+# too; they are re-exported here, where the model that gives them meaning lives.
+__all__ += ["SCHEDULES"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -201,36 +107,8 @@ def _prepare(couplings_or_quantized, design: HardwareDesign, coloring=None):
         raise ValueError(f"coloring must be {q.n} non-negative integers")
     col = col.astype(np.int64)
     n_colors = int(col.max()) + 1 if q.n else 1
-    if design.max_degree is not None and q.n:
-        deg = np.diff(q.indptr)
-        if deg.max() > design.max_degree:
-            i = int(np.argmax(deg))
-            raise ValueError(
-                f"p-bit {i} has {int(deg[i])} neighbours but the design has "
-                f"{design.max_degree} neighbour slots per p-bit; sparsify the graph"
-            )
+    design.check(q, n_colors)
     return q, col, n_colors
-
-
-def resolve_seeds(seed_or_seeds, n: int, kind: str, replicas: int | None = None) -> np.ndarray:
-    """Per-p-bit seeds: an int is a master seed (:func:`pbitsim.rng.derive_seeds`), an array is
-    taken as given (shape (n,), or (replicas, n) when ``replicas`` is given).
-
-    Returns uint64 of shape (n,) when ``replicas`` is None, else (replicas, n).
-    """
-    if np.ndim(seed_or_seeds) == 0:
-        if isinstance(seed_or_seeds, bool) or not isinstance(seed_or_seeds, int | np.integer):
-            raise TypeError(f"seed must be an int or an array of seeds, not {seed_or_seeds!r}")
-        return derive_seeds(int(seed_or_seeds), n, kind, replicas)
-    seeds = check_seeds(seed_or_seeds, kind)
-    want = (n,) if replicas is None else (replicas, n)
-    if replicas == 1 and seeds.shape == (n,):
-        seeds = seeds[None, :]
-    if seeds.shape != want:
-        if replicas is not None and seeds.shape == (n,):
-            raise ValueError(f"explicit seeds for {replicas} replicas must have shape {want}")
-        raise ValueError(f"seeds must have shape {want}, not {seeds.shape}")
-    return seeds
 
 
 def _initial(initial, design: HardwareDesign, n: int) -> np.ndarray:
@@ -366,15 +244,8 @@ def _run_replica(
                 acc = h_codes[i]
                 for p in range(indptr[i], indptr[i + 1]):
                     acc += j_codes[p] * hist[cur, indices[p]]
-                if acc > input_max:
-                    acc = input_max
-                elif acc < -input_max:
-                    acc = -input_max
-                tt = table[abs(acc)]
-                plus = tt > r if acc >= 0 else not (tt > r)
-                if tt == r:  # the published tie rule: R == T gives -1 whatever the sign
-                    plus = False
-                tmp[k - lo] = 1 if plus else -1
+                acc = saturate(acc, input_max)
+                tmp[k - lo] = decide_spin(acc, table[abs(acc)], r)
             else:
                 tmp[k - lo] = hist[prev, i]
             gen[i] = rng_next(kind, gen[i])
