@@ -60,6 +60,11 @@ __all__ = [
     "read_load_writes",
     "weight_writes",
     "region_digest",
+    "region_addresses",
+    "load_digests",
+    "image_writes",
+    "DIGEST_REGIONS",
+    "IDENTITY",
 ]
 
 MAGIC = 0x50424954  # "PBIT"
@@ -558,6 +563,19 @@ def _region_pairs(amap: AddressMap, image: LoadImage, region: Region) -> list[tu
     raise ValueError(f"region {region!r} is not part of a load image")
 
 
+def region_addresses(amap: AddressMap, indptr, region: Region) -> list[int]:
+    """Addresses of one load-image region of an array with CSR row pointers ``indptr``, in
+    ascending order (what LOAD-DIGEST reads)."""
+    n = len(indptr) - 1
+    if region is Region.BIAS:
+        return [amap.bias(i) for i in range(n)]
+    if region is Region.J:
+        return [amap.j(i, k) for i in range(n) for k in range(int(indptr[i + 1] - indptr[i]))]
+    if region is Region.TABLE:
+        return [amap.table(k) for k in range(amap.table_depth)]
+    raise ValueError(f"region {region!r} is not digested")
+
+
 def image_writes(amap: AddressMap, image: LoadImage) -> list[tuple[int, int]]:
     """The writes that put ``image`` into an array: BIAS, J, TABLE, SEED, SPIN, then (if
     ``image.restart``) CONTROL restart."""
@@ -759,11 +777,12 @@ class RegisterFile:
 
     def digests(self) -> dict[Region, int]:
         """LOAD-DIGEST from this storage: CRC-32 of each region's readable words."""
-        out = {}
-        for region in DIGEST_REGIONS:
-            addrs = [a for a, _ in _region_pairs(self.amap, self.image, region)]
-            out[region] = region_digest((a, self.read(a)) for a in addrs)
-        return out
+        return {
+            region: region_digest(
+                (a, self.read(a)) for a in region_addresses(self.amap, self.image.indptr, region)
+            )
+            for region in DIGEST_REGIONS
+        }
 
 
 def read_load_writes(writes, couplings, design: HardwareDesign) -> LoadImage:

@@ -373,6 +373,53 @@ class HardwareMachine:
         """Current generator states, uint64 (replicas, n) (a copy)."""
         return self._gen.copy()
 
+    def set_codes(self, j_codes, h_codes, table) -> None:
+        """New J codes (CSR order), h codes and table on the same graph; spins, generators and
+        the cycle count continue (what rewriting a board's J/BIAS/TABLE registers does)."""
+        n, nnz = len(self._h), len(self._j)
+        j = np.asarray(j_codes, np.int64)
+        h = np.asarray(h_codes, np.int64)
+        t = np.asarray(table, np.uint64)
+        if j.shape != (nnz,) or h.shape != (n,) or t.shape != self._table.shape:
+            raise ValueError(
+                f"codes must have shapes J ({nnz},), h ({n},), table {self._table.shape}; got "
+                f"{j.shape}, {h.shape}, {t.shape}"
+            )
+        self._j, self._h, self._table = j.copy(), h.copy(), t.copy()
+
+    def set_quantized(self, q: QuantizedCouplings) -> None:
+        """:meth:`set_codes` from a QuantizedCouplings of the same graph and fixed-point spec."""
+        if q.spec != self.design.fixed_point:
+            raise ValueError(f"the couplings use {q.spec}, the design {self.design.fixed_point}")
+        if not (
+            np.array_equal(q.indptr, self._indptr) and np.array_equal(q.indices, self._indices)
+        ):
+            raise ValueError("the new couplings have another graph than the machine's")
+        self.set_codes(q.j_codes, q.h_codes, q.table)
+        self.quantized = q
+
+    def set_spins(self, spins) -> None:
+        """Overwrite the spins, (n,) or (replicas, n) of -1/+1. With read latency L > 0 the last
+        L states read by the next cycles are overwritten too (the state is taken as held)."""
+        s = np.broadcast_to(
+            _initial(spins, self.design, len(self._h)), (self.replicas, len(self._h))
+        )
+        self._hist[:] = s[:, None, :]
+
+    def set_generator_states(self, states) -> None:
+        """Overwrite the generator states, uint64 (replicas, n) (as seed writes do)."""
+        g = np.asarray(states, dtype=np.uint64)
+        if g.shape != self._gen.shape:
+            raise ValueError(f"generator states must have shape {self._gen.shape}, not {g.shape}")
+        self._gen[:] = g
+
+    def restart(self) -> None:
+        """Restart the schedule as a CONTROL restart does: the next cycle is cycle 1 (colour 0,
+        warm-up again); spins and generators keep their values."""
+        spins = self.spins
+        self.cycle = 0
+        self._hist[:] = spins[:, None, :]
+
     def run(self, cycles: int, record_every: int = 1) -> np.ndarray:
         """Run ``cycles`` cycles; return the spins after every ``record_every``-th cycle.
 
@@ -492,6 +539,15 @@ class HardwareRunner(Runner):
     def draw(self, k: int, thin: int = 1) -> np.ndarray:
         period = self.machine.n_colors
         return self.machine.run(int(k) * int(thin) * period, record_every=int(thin) * period)
+
+    def _load(self, couplings: Couplings) -> None:
+        # What weight_writes does to a board: new J, bias and table; spins, generators and the
+        # cycle count (colour, warm-up) continue.
+        q, _, _ = _prepare(couplings, self.design)
+        self.machine.set_quantized(q)
+
+    def _set_state(self, spins: np.ndarray) -> None:
+        self.machine.set_spins(spins)
 
     def info(self) -> dict:
         return {
