@@ -22,6 +22,7 @@ from pbitsim.rng import (
     xorshift64_next,
     xorshift64_output,
 )
+from pbitsim.sim import jit
 
 # -- splitmix64 and seeding -------------------------------------------------------------------
 
@@ -33,8 +34,34 @@ def test_splitmix64_reference_values():
         0x6E789E6AA1B965F4,
         0x06C45D188009454F,
     ]
-    state, z = splitmix64_next(np.uint64(0))
+    state, z = splitmix64_next(np.zeros(1, np.uint64))  # the plain rule, on an array
+    assert int(z[0]) == 0xE220A8397B1DCDAF and int(state[0]) == GOLDEN64
+    state, z = jit.splitmix64_next(0)  # the compiled one
     assert int(z) == 0xE220A8397B1DCDAF and int(state) == GOLDEN64
+
+
+@pytest.mark.parametrize(
+    "name", ["xorshift64_next", "lfsr32_xnor_next", "xorshift64_output", "lfsr32_xnor_output"]
+)
+def test_compiled_rules_are_the_plain_ones(name):
+    """pbitsim/sim/jit.py compiles the very functions of pbitsim/rng.py: same numbers, and the
+    plain ones also run elementwise on arrays (how rng_stream uses them)."""
+    import pbitsim.rng as plain
+
+    states = derive_seeds(5, 200)
+    args = (16,) if name.endswith("output") else ()
+    want = np.array([getattr(jit, name)(s, *args) for s in states.tolist()], np.uint64)
+    np.testing.assert_array_equal(getattr(plain, name)(states, *args), want)
+    assert getattr(jit, name).py_func is getattr(plain, name)
+
+
+def test_compiled_decision_is_the_plain_one():
+    from pbitsim.fixedpoint import decide_spin, saturate
+
+    assert jit.decide_spin.py_func is decide_spin and jit.saturate.py_func is saturate
+    for i_code, t, r in [(3, 9, 8), (3, 8, 8), (-3, 9, 8), (-3, 8, 9), (0, 5, 5), (0, 6, 5)]:
+        assert jit.decide_spin(i_code, np.uint64(t), np.uint64(r)) == decide_spin(i_code, t, r)
+    assert [jit.saturate(a, 7) for a in (-9, -7, 0, 7, 9)] == [-7, -7, 0, 7, 7]
 
 
 def test_derive_seeds_rule():
@@ -193,3 +220,4 @@ def test_serial_correlation_xorshift64_small_lfsr32_large():
 def test_uniform53_range():
     assert uniform53(np.uint64(0)) == 0.0
     assert 0.0 < uniform53(np.uint64(MASK64)) < 1.0
+    assert jit.uniform53(MASK64) == uniform53(np.uint64(MASK64))

@@ -1,6 +1,6 @@
 """A board seen from outside: its design, register map, wire protocol and behaviour.
 
-Pure Python (numpy and the standard library only): the gateware (``pbitsim.hdl``, the firmware),
+Pure Python (numpy and the standard library only): the gateware (``hdl/``, ``firmware/``),
 the host client and the board emulator all read these modules, so there is one definition of each
 fact. See ``docs/protocol.md`` (the wire protocol) and ``docs/hardware.md`` (the register map).
 

@@ -1,6 +1,6 @@
 """What a p-bit design computes, fixed when the gateware is built: :class:`HardwareDesign`.
 
-The hardware-faithful cycle model (:mod:`pbitsim.sim.hardware`), the gateware (``pbitsim.hdl``),
+The hardware-faithful cycle model (:mod:`pbitsim.sim.hardware`), the gateware (``hdl/``),
 the register map (:mod:`pbitsim.board.regmap`, whose FORMAT and DESIGN words encode a design) and
 the host all read this one class. Pure Python: importing it loads neither Numba nor Amaranth.
 """

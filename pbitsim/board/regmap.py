@@ -3,7 +3,7 @@
 A board's array is built for one topology and one :class:`~pbitsim.board.design.HardwareDesign`;
 everything else (J codes, biases, the activation table, generator seeds, spins) is written at run
 time through a 32-bit register port. This module is the one definition of that port, read by the
-gateware (``pbitsim.hdl``), the board's command engine (:mod:`pbitsim.board.session`), the
+gateware (``hdl/``), the board's command engine (:mod:`pbitsim.board.session`), the
 emulator and the host. ``docs/hardware.md`` has the table.
 
 * :class:`AddressMap` — ``address = region << index_bits | index``;

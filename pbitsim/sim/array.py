@@ -1,6 +1,6 @@
 """The gateware p-bit array at its register port, in software: :class:`ArrayModel`.
 
-Twin of ``pbitsim.hdl.hardware.PbitArray`` seen from its bus: register writes and reads as
+Twin of ``PbitArray`` (``hdl/hardware.py``) seen from its bus: register writes and reads as
 :mod:`pbitsim.board.regmap` defines them (storage in a :class:`~pbitsim.board.regmap.
 RegisterFile`), and model cycles run by the Numba cycle model (:class:`~pbitsim.sim.hardware.
 HardwareMachine`, one replica). It is the p-bit machine the board's command engine
