@@ -13,6 +13,8 @@ from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from pbitsim.rng import state_bits
+
 __all__ = [
     "Xorshift64",
     "Lfsr32Xnor",
@@ -115,7 +117,7 @@ class Xorshift64(_Generator):
     state : Out(64)
     """
 
-    state_bits = 64
+    state_bits = state_bits("xorshift64")
 
     def __init__(self, rng_bits: int = 16, seed: int = 0x9E3779B97F4A7C15) -> None:
         super().__init__(rng_bits, seed)
@@ -143,7 +145,7 @@ class Lfsr32Xnor(_Generator):
         As for :class:`Xorshift64`, with one 32-bit seed word (``seed_we`` is 1 bit wide).
     """
 
-    state_bits = 32
+    state_bits = state_bits("lfsr32-xnor")
 
     def __init__(self, rng_bits: int = 32, seed: int = 1) -> None:
         super().__init__(rng_bits, seed)
