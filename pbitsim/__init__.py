@@ -19,7 +19,7 @@ from pbitsim.samples import (  # noqa: E402
     check_fingerprint,
     load_samples,
 )
-from pbitsim.sampling import methods, sample  # noqa: E402
+from pbitsim.sampling import Runner, methods, open_runner, sample  # noqa: E402
 
 __all__ = [
     "__version__",
@@ -30,11 +30,13 @@ __all__ = [
     "FixedPointSpec",
     "FingerprintMismatchError",
     "QuantizedCouplings",
+    "Runner",
     "Samples",
     "check_fingerprint",
     "greedy_coloring",
     "load",
     "load_samples",
     "methods",
+    "open_runner",
     "sample",
 ]

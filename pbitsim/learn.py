@@ -1,10 +1,11 @@
 """Training Boltzmann machines by persistent contrastive divergence, with Q watched as it trains.
 
-The sampler is a parameter: anything with the :class:`ChainSampler` interface — advance R persistent
-chains for a number of steps under the current couplings — can train the model.
-:class:`RunnerSampler` adapts every registered sampling method (chromatic = block Gibbs on the
-RBM's bipartite graph, ``async``, ``hardware`` with quantised weights, a board's runner later) to
-it, so a new sampler plugs in without this module knowing its name.
+The sampler is a parameter: any registered sampling method (chromatic = block Gibbs on the RBM's
+bipartite graph, ``async``, ``hardware`` with quantised weights, a board's runner from a plug-in)
+or an open :class:`~pbitsim.sampling.Runner`. Training holds ONE runner for the whole run: its R
+chains are the persistent chains of PCD, and every gradient step loads the current weights into
+it (:meth:`Runner.load`: same topology, new values, chains continue) and draws k steps. So a new
+sampler plugs in without this module knowing its name, and a board is programmed once.
 
 Conventions (spins +-1, beta = 1 during training):
 E(v, h) = -(v^T W h + a.v + b.h) for an RBM; E(s) = -(sum_{i<j} J_ij s_i s_j + h.s) fully visible.
@@ -19,19 +20,17 @@ from __future__ import annotations
 import dataclasses
 import json
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 
 from pbitsim.couplings import Couplings
+from pbitsim.sampling import Runner
 
 __all__ = [
     "RBM",
     "FullyVisibleBM",
-    "ChainSampler",
-    "RunnerSampler",
     "TrainConfig",
     "EpochRecord",
     "train",
@@ -194,42 +193,6 @@ class FullyVisibleBM:
 # ----------------------------------------------------------------------------------------------
 
 
-class ChainSampler(Protocol):
-    """What training needs of a sampler: persistent chains advanced under changing couplings.
-
-    ``run`` starts R chains from ``state`` (int8 (R, n)) under ``couplings``, performs ``steps``
-    kernel steps and returns every state visited, int8 (R, steps, n); the last one is the new
-    persistent state. ``fingerprint`` of the couplings it ran is returned too, so the trainer can
-    check the sampler ran the weights it was given.
-    """
-
-    name: str
-
-    def run(
-        self, couplings: Couplings, state: np.ndarray, steps: int, seed: int
-    ) -> tuple[np.ndarray, str]: ...
-
-
-@dataclass
-class RunnerSampler:
-    """Any registered sampling method (``pbitsim.sampling``) as a :class:`ChainSampler`."""
-
-    method: str = "chromatic"
-    options: dict = field(default_factory=dict)
-
-    @property
-    def name(self) -> str:
-        return self.method
-
-    def run(self, couplings, state, steps, seed):
-        from pbitsim.sampling import get_method
-
-        runner = get_method(self.method)(
-            couplings, replicas=len(state), seed=seed, initial=state, **self.options
-        )
-        return runner.draw(steps, 1), runner.fingerprint
-
-
 # ----------------------------------------------------------------------------------------------
 # Training loop
 # ----------------------------------------------------------------------------------------------
@@ -282,11 +245,12 @@ def _likelihood(model, data, kind: str, seed: int) -> tuple[float, str]:
 def train(
     model: RBM,
     data: np.ndarray,
-    sampler: ChainSampler | None = None,
+    sampler: str | Runner = "chromatic",
     config: TrainConfig | None = None,
     checkpoint_dir=None,
     progress: bool | None = None,
     callback=None,
+    sampler_options: dict | None = None,
 ) -> list[EpochRecord]:
     """Train ``model`` in place on ``data`` (int8 (N, n_visible) of +-1) by PCD-k.
 
@@ -294,14 +258,38 @@ def train(
     from the R persistent chains, the median tau_int of the gradient observables v_i h_j from a
     measurement run, and the log-likelihood (exact when it can be enumerated). ``checkpoint_dir``
     receives ``model.npz`` and ``history.json`` after each epoch.
-    """
-    from tqdm.auto import tqdm
 
-    from pbitsim.diagnostics.autocorr import integrated_time
-    from pbitsim.diagnostics.q import q_from_estimates
+    Parameters
+    ----------
+    model : RBM or FullyVisibleBM
+    data : array_like
+        int8 (N, n_visible) of +-1.
+    sampler : str or Runner
+        A method name (:func:`pbitsim.methods`): one runner is opened with ``config.chains``
+        replicas, a seed derived from ``config.seed`` and ``sampler_options``, started from random
+        spins (``set_state``) and closed at the end, also on error. Or an open Runner on the
+        model's topology with ``output_replicas == config.chains``: used from the state it is in,
+        and left open.
+    config : TrainConfig, optional
+    checkpoint_dir : path, optional
+    progress : bool, optional
+    callback : callable, optional
+        ``callback(record, model)`` after every epoch.
+    sampler_options : dict, optional
+        Method options for the runner opened by name (e.g. ``{"design": "published"}``).
+
+    Raises
+    ------
+    ValueError
+        Data of the wrong shape or values; a Runner whose rows are not ``config.chains``;
+        ``sampler_options`` with a Runner.
+    RuntimeError
+        The runner reports other couplings than it was given (it is not sampling the current
+        weights).
+    """
+    from pbitsim.sampling import open_runner
 
     config = config or TrainConfig()
-    sampler = sampler or RunnerSampler("chromatic")
     data = np.asarray(data, np.int8)
     if data.ndim != 2 or data.shape[1] != model.n_visible:
         raise ValueError(
@@ -311,54 +299,97 @@ def train(
         raise ValueError("data must hold +-1 spins (use pbitsim.datasets.binarize)")
     rng = np.random.default_rng(config.seed)
     state = rng.choice(np.array([-1, 1], np.int8), size=(config.chains, model.n))
+    seed = int(rng.integers(2**63))  # drawn either way: the batches then do not depend on it
+    if isinstance(sampler, Runner):
+        if sampler_options:
+            raise ValueError(
+                f"sampler_options {sorted(sampler_options)} cannot be passed with a Runner: "
+                f"its options were fixed when it was opened"
+            )
+        _check_rows(sampler, config.chains)
+        return _train(model, data, sampler, config, rng, checkpoint_dir, progress, callback)
+    if not isinstance(sampler, str):
+        raise TypeError(f"sampler must be a method name or a Runner, not {type(sampler).__name__}")
+    runner = open_runner(
+        model.to_couplings(), sampler, config.chains, seed, **(sampler_options or {})
+    )
+    try:
+        _check_rows(runner, config.chains)
+        runner.set_state(state)
+        return _train(model, data, runner, config, rng, checkpoint_dir, progress, callback)
+    finally:
+        runner.close()
+
+
+def _check_rows(runner: Runner, chains: int) -> None:
+    if runner.output_replicas != chains:
+        raise ValueError(
+            f"the sampler's runner returns {runner.output_replicas} chains per draw but "
+            f"config.chains is {chains}: they must be equal (the chains are PCD's persistent "
+            f"chains and the R of Q)"
+        )
+
+
+def _train(model, data, runner, config, rng, checkpoint_dir, progress, callback):
+    """The epochs of :func:`train` on an open runner."""
+    from tqdm.auto import tqdm
+
+    from pbitsim.diagnostics.autocorr import integrated_time
+    from pbitsim.diagnostics.q import q_from_estimates
+
+    name = runner.method_name or type(runner).__name__
     history: list[EpochRecord] = []
     nv = model.n_visible
     batches = max(1, len(data) // config.batch_size)
     # disable=None lets tqdm decide (shown on a terminal, hidden in logs and CI)
     disable = None if progress is None else not progress
-    bar = tqdm(total=config.epochs * batches, desc=f"train ({sampler.name})", disable=disable)
-    for epoch in range(config.epochs):
-        lr = config.lr
-        if config.lr_final is not None and config.epochs > 1:
-            lr *= (config.lr_final / config.lr) ** (epoch / (config.epochs - 1))
-        order = rng.permutation(len(data))
-        for b in range(batches):
-            batch = data[order[b * config.batch_size : (b + 1) * config.batch_size]]
-            couplings = model.to_couplings()
-            chain, ran = sampler.run(couplings, state, config.k, int(rng.integers(2**63)))
-            _check_ran(ran, couplings, sampler)
-            state = np.ascontiguousarray(chain[:, -1])
-            pos = model.data_statistics(batch)
-            neg = model.model_statistics(chain, nv)
-            grads = [p - n.mean(axis=0) for p, n in zip(pos, neg)]
-            model.step(*grads, lr=lr, weight_decay=config.weight_decay)
-            bar.update()
-        # Q of the last step: R per-chain estimates of the full gradient (weights and fields).
-        est = np.concatenate([(p[None] - n).reshape(len(n), -1) for p, n in zip(pos, neg)], 1)
-        q = q_from_estimates(est)
-        tau, tau_m = np.nan, np.nan
-        if config.measure_tau_steps:
-            chain, ran = sampler.run(
-                model.to_couplings(), state, config.measure_tau_steps, int(rng.integers(2**63))
-            )
-            state = np.ascontiguousarray(chain[:, -1])
-            tau, tau_m = _gradient_taus(chain, nv, integrated_time)
-        ll, kind = _likelihood(model, data, config.log_likelihood, config.seed + epoch)
-        rec = EpochRecord(epoch + 1, ll, kind, q.q, q.q_err, q.q_naive, tau, tau_m, sampler.name)
-        history.append(rec)
-        bar.set_postfix(ll=f"{ll:.3f}", Q=f"{q.q:.3g}")
-        if checkpoint_dir is not None:
-            save_checkpoint(checkpoint_dir, model, config, history)
-        if callback is not None:
-            callback(rec, model)
-    bar.close()
+    bar = tqdm(total=config.epochs * batches, desc=f"train ({name})", disable=disable)
+    try:
+        for epoch in range(config.epochs):
+            lr = config.lr
+            if config.lr_final is not None and config.epochs > 1:
+                lr *= (config.lr_final / config.lr) ** (epoch / (config.epochs - 1))
+            order = rng.permutation(len(data))
+            for b in range(batches):
+                batch = data[order[b * config.batch_size : (b + 1) * config.batch_size]]
+                chain = _draw(runner, model.to_couplings(), config.k, name)
+                pos = model.data_statistics(batch)
+                neg = model.model_statistics(chain, nv)
+                grads = [p - n.mean(axis=0) for p, n in zip(pos, neg)]
+                model.step(*grads, lr=lr, weight_decay=config.weight_decay)
+                bar.update()
+            # Q of the last step: R per-chain estimates of the full gradient (weights, fields).
+            est = np.concatenate([(p[None] - n).reshape(len(n), -1) for p, n in zip(pos, neg)], 1)
+            q = q_from_estimates(est)
+            tau, tau_m = np.nan, np.nan
+            if config.measure_tau_steps:
+                chain = _draw(runner, model.to_couplings(), config.measure_tau_steps, name)
+                tau, tau_m = _gradient_taus(chain, nv, integrated_time)
+            ll, kind = _likelihood(model, data, config.log_likelihood, config.seed + epoch)
+            rec = EpochRecord(epoch + 1, ll, kind, q.q, q.q_err, q.q_naive, tau, tau_m, name)
+            history.append(rec)
+            bar.set_postfix(ll=f"{ll:.3f}", Q=f"{q.q:.3g}")
+            if checkpoint_dir is not None:
+                save_checkpoint(checkpoint_dir, model, config, history)
+            if callback is not None:
+                callback(rec, model)
+    finally:
+        bar.close()
     return history
 
 
-def _check_ran(ran: str, couplings: Couplings, sampler) -> None:
+def _draw(runner: Runner, couplings: Couplings, steps: int, name: str) -> np.ndarray:
+    """Load the current weights into the persistent chains and run ``steps`` steps."""
+    runner.load(couplings)
+    chain = runner.draw(steps)
+    _check_ran(runner.fingerprint, couplings, name)
+    return chain
+
+
+def _check_ran(ran: str, couplings: Couplings, name: str) -> None:
     if ran != couplings.fingerprint:
         raise RuntimeError(
-            f"sampler {sampler.name!r} ran couplings {ran[:16]} but training asked for "
+            f"sampler {name!r} ran couplings {ran[:16]} but training asked for "
             f"{couplings.fingerprint[:16]}: it is not sampling the current weights"
         )
 

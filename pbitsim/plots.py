@@ -29,25 +29,36 @@ def image_grid(ax, images: np.ndarray, shape: tuple[int, int], cols: int = 8) ->
 
 
 def plot_training(
-    model, history, out, seed: int = 0, sampler=None, n_samples: int = 32, steps: int = 200
+    model,
+    history,
+    out,
+    seed: int = 0,
+    sampler: str = "chromatic",
+    n_samples: int = 32,
+    steps: int = 200,
+    sampler_options: dict | None = None,
 ) -> list[Path]:
-    """Write ``samples.png`` (model samples after ``steps`` sampler steps from noise) and
-    ``curves.png`` (log-likelihood, Q with error bars, tau_int per epoch) into ``out``."""
-    from pbitsim.learn import RunnerSampler
+    """Write ``samples.png`` (model samples after ``steps`` steps of method ``sampler`` from
+    noise) and ``curves.png`` (log-likelihood, Q with error bars, tau_int per epoch) into
+    ``out``."""
+    from pbitsim.sampling import open_runner
 
     plt = _plt()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    sampler = sampler or RunnerSampler("chromatic")
     rng = np.random.default_rng(seed)
     state = rng.choice(np.array([-1, 1], np.int8), size=(n_samples, model.n))
-    chain, _ = sampler.run(model.to_couplings(), state, steps, seed)
+    with open_runner(
+        model.to_couplings(), sampler, n_samples, seed, **(sampler_options or {})
+    ) as runner:
+        runner.set_state(state)
+        chain = runner.draw(steps, 1)
     v = model.visible(np.asarray(chain[:, -1]))
     side = int(round(np.sqrt(v.shape[1])))
     shape = (side, v.shape[1] // side)
     fig, ax = plt.subplots(figsize=(6, 3 * n_samples / 32 + 0.6))
     image_grid(ax, v, shape)
-    ax.set_title(f"model samples ({sampler.name}, {steps} steps from noise)")
+    ax.set_title(f"model samples ({sampler}, {steps} steps from noise)")
     p1 = out / "samples.png"
     fig.savefig(p1, dpi=100, bbox_inches="tight")
     plt.close(fig)

@@ -22,10 +22,31 @@ Optional, with defaults in :class:`Runner`:
   ``energies``; ``sample`` concatenates them along the draws into ``Samples.info``.
 * ``begin(steps)``: called by ``sample`` once before burn-in with the run's total steps
   (burn_in + sweeps), e.g. for an annealing ramp over the whole run.
+* ``_load(couplings)``: take new values (J, h, beta) on the same topology without resetting the
+  chains; behind the public :meth:`Runner.load`, which checks the topology first.
+* ``_set_state(spins)``: replace the chains' spins by int8 (output_replicas, n); behind
+  :meth:`Runner.set_state`, which checks the shape and values first.
+* ``_close()``: release what the runner holds (a serial port, ...); behind :meth:`Runner.close`.
+
+Life cycle
+----------
+A runner is opened (:func:`open_runner`, or constructed), used for any number of ``advance`` /
+``draw`` / ``load`` / ``set_state`` calls, and closed (``close()``, or ``with open_runner(...) as
+r:``). After ``close()`` every one of those calls raises ``RuntimeError``: the base class checks it
+in ``load``/``set_state`` and wraps every ``advance``/``draw`` a subclass defines (in
+``__init_subclass__``), so subclasses keep implementing plain ``advance``/``draw``.
+
+Plug-ins
+--------
+Methods from other distributions register through the entry-point group ``pbitsim.methods``: an
+entry point ``name = module:Class`` names a :class:`Runner` subclass, imported only when
+``get_method(name)`` (or ``sample(..., method=name)``) first asks for it and then registered under
+``name``. :func:`methods` lists them without importing them.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import secrets
 import sys
@@ -37,24 +58,74 @@ import numpy as np
 from pbitsim.couplings import Couplings
 from pbitsim.samples import Samples, _base, _jsonable, info_path, write_metadata
 
-__all__ = ["Runner", "register_method", "methods", "get_method", "sample"]
+__all__ = [
+    "Runner",
+    "register_method",
+    "methods",
+    "get_method",
+    "open_runner",
+    "sample",
+    "METHODS_GROUP",
+]
 
 _METHODS: dict[str, type[Runner]] = {}
 
+#: entry-point group through which other distributions add sampling methods
+METHODS_GROUP = "pbitsim.methods"
+
+
+def _checks_open(method):
+    """Wrap a subclass's ``advance``/``draw`` so that a closed runner refuses to run."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        self._check_open()
+        return method(self, *args, **kwargs)
+
+    wrapper._checks_open = True
+    return wrapper
+
 
 class Runner(ABC):
-    """Base class of a sampling method's per-run state (see the module docstring)."""
+    """Base class of a sampling method's per-run state (see the module docstring).
+
+    Attributes
+    ----------
+    couplings : Couplings
+        The couplings the chains run now (replaced by :meth:`load`).
+    replicas : int
+    seed : int or None
+    settings : dict
+    closed : bool
+        True once :meth:`close` was called.
+    """
 
     #: what one unit of ``sweeps`` means for this method (e.g. "sweep", "chromatic step", "cycle")
     step_unit = "sweep"
+    #: the name the class is registered under (set by :func:`register_method` / entry points)
+    method_name: str | None = None
+    closed: bool = False
 
     def __init__(
         self, couplings: Couplings, replicas: int = 1, seed: int | None = None, **options
     ) -> None:
+        if not isinstance(couplings, Couplings):
+            raise TypeError(f"couplings must be a Couplings, not {type(couplings).__name__}")
         self.couplings = couplings
         self.replicas = int(replicas)
         self.seed = seed
         self.settings: dict = dict(options)
+        self.closed = False
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        # Every advance/draw a subclass defines refuses to run once the runner is closed, so no
+        # subclass (a plug-in included) can forget the check.
+        super().__init_subclass__(**kwargs)
+        for name in ("advance", "draw"):
+            f = cls.__dict__.get(name)
+            if callable(f) and not getattr(f, "__isabstractmethod__", False):
+                if not getattr(f, "_checks_open", False):
+                    setattr(cls, name, _checks_open(f))
 
     @abstractmethod
     def advance(self, sweeps: int) -> None:
@@ -84,6 +155,113 @@ class Runner(ABC):
         """Fingerprint of the couplings actually run (a board overrides this with its report)."""
         return self.couplings.fingerprint
 
+    @property
+    def properties(self) -> dict:
+        """What the runner is: ``method`` (registered name), ``design`` (the hardware design
+        object, or None for a simulator without one), ``replicas``, ``output_replicas``, ``n``,
+        ``topology_fingerprint``, ``fingerprint``, ``step_unit``, ``seed``, ``closed``."""
+        return {
+            "method": self.method_name,
+            "design": getattr(self, "design", None),
+            "replicas": self.replicas,
+            "output_replicas": self.output_replicas,
+            "n": self.couplings.n,
+            "topology_fingerprint": self.couplings.topology_fingerprint,
+            "fingerprint": self.fingerprint,
+            "step_unit": self.step_unit,
+            "seed": self.seed,
+            "closed": self.closed,
+        }
+
+    # -- life cycle ---------------------------------------------------------------------------
+    def _check_open(self) -> None:
+        if self.closed:
+            raise RuntimeError(f"this {self.method_name or type(self).__name__!r} runner is closed")
+
+    def close(self) -> None:
+        """Release the runner (idempotent); afterwards advance/draw/load/set_state raise."""
+        if self.closed:
+            return
+        # Marked closed first: a failing _close must not leave a half-released runner usable.
+        self.closed = True
+        self._close()
+
+    def _close(self) -> None:  # noqa: B027 (an optional hook: a no-op by default)
+        """Release resources (a board runner closes its serial port here)."""
+
+    def __enter__(self) -> Runner:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def load(self, couplings: Couplings) -> None:
+        """Run new values (J, h, beta) on the same topology from now on, keeping the chains.
+
+        The spins and the random streams continue where they are; only the weights change.
+
+        Raises
+        ------
+        TypeError
+            ``couplings`` is not a :class:`Couplings`.
+        ValueError
+            Its topology (graph and colouring) differs from the runner's.
+        RuntimeError
+            The runner is closed.
+        NotImplementedError
+            The method cannot take new weights.
+        """
+        self._check_open()
+        if not isinstance(couplings, Couplings):
+            raise TypeError(f"couplings must be a Couplings, not {type(couplings).__name__}")
+        have = self.couplings.topology_fingerprint
+        if couplings.topology_fingerprint != have:
+            raise ValueError(
+                f"cannot load couplings of topology {couplings.topology_fingerprint[:16]} into a "
+                f"runner built for topology {have[:16]}: open a new runner for another graph or "
+                f"colouring"
+            )
+        self._load(couplings)
+        self.couplings = couplings
+
+    def _load(self, couplings: Couplings) -> None:
+        """Take the values of ``couplings`` (same topology, already checked)."""
+        raise NotImplementedError(
+            f"method {self.method_name or type(self).__name__!r} cannot load new couplings "
+            f"(its runner has no _load)"
+        )
+
+    def set_state(self, spins) -> None:
+        """Set every chain's spins: +-1 of shape (output_replicas, n), or (n,) for all of them.
+
+        Only the spins change: the random streams (and, for parallel tempering, which walker holds
+        which rung) continue. Row r is the row r of what :meth:`draw` returns.
+
+        Raises
+        ------
+        ValueError
+            A wrong shape (the message names the expected one) or values other than +-1.
+        RuntimeError
+            The runner is closed.
+        NotImplementedError
+            The method cannot set its state.
+        """
+        self._check_open()
+        rows, n = self.output_replicas, self.couplings.n
+        s = np.asarray(spins)
+        if s.shape not in ((n,), (rows, n)):
+            raise ValueError(f"spins must have shape ({rows}, {n}) or ({n},), not {s.shape}")
+        if s.dtype == bool or not np.all((s == 1) | (s == -1)):
+            raise ValueError("spins must hold only -1 and +1")
+        self._set_state(np.ascontiguousarray(np.broadcast_to(s, (rows, n)), dtype=np.int8))
+
+    def _set_state(self, spins: np.ndarray) -> None:
+        """Replace the spins by ``spins``, int8 (output_replicas, n) of +-1 (already checked)."""
+        raise NotImplementedError(
+            f"method {self.method_name or type(self).__name__!r} cannot set its state "
+            f"(its runner has no _set_state)"
+        )
+
 
 def register_method(name: str):
     """Class decorator: make a :class:`Runner` available as ``sample(..., method=name)``."""
@@ -98,16 +276,58 @@ def register_method(name: str):
     return deco
 
 
+def _entry_points(group: str) -> dict:
+    """Entry points of ``group`` by name (the first one found wins), none of them loaded."""
+    from importlib.metadata import entry_points
+
+    found: dict = {}
+    for ep in entry_points(group=group):
+        found.setdefault(ep.name, ep)
+    return found
+
+
 def methods() -> list[str]:
+    """Names of the registered methods: built-in ones and those of plug-ins (not imported)."""
     _load_builtin()
-    return sorted(_METHODS)
+    return sorted(set(_METHODS) | set(_entry_points(METHODS_GROUP)))
 
 
 def get_method(name: str) -> type[Runner]:
+    """The :class:`Runner` class registered as ``name`` (a plug-in's is imported on first use).
+
+    Raises
+    ------
+    ValueError
+        No such method (the message lists the available ones).
+    ImportError
+        A plug-in's module failed to import (the message names the method, the entry point and
+        the original error, e.g. a missing optional dependency).
+    TypeError
+        ``name`` is not a string, or a plug-in's entry point is not a Runner subclass.
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"method must be a method name (str), not {type(name).__name__}")
     _load_builtin(until=name)
-    if name not in _METHODS:
-        raise ValueError(f"unknown sampling method {name!r}; available: {sorted(_METHODS)}")
-    return _METHODS[name]
+    if name in _METHODS:
+        return _METHODS[name]
+    ep = _entry_points(METHODS_GROUP).get(name)
+    if ep is None:
+        raise ValueError(f"unknown sampling method {name!r}; available: {methods()}")
+    try:
+        obj = ep.load()
+    except Exception as e:
+        raise ImportError(
+            f"sampling method {name!r} (entry point {ep.value!r} of group {METHODS_GROUP!r}) "
+            f"could not be loaded: {type(e).__name__}: {e}"
+        ) from e
+    if not (isinstance(obj, type) and issubclass(obj, Runner)):
+        raise TypeError(
+            f"entry point {name!r} = {ep.value!r} of group {METHODS_GROUP!r} must name a "
+            f"pbitsim.sampling.Runner subclass, not {obj!r}"
+        )
+    if _METHODS.get(name) is not obj:  # the module may have registered it itself
+        register_method(name)(obj)
+    return obj
 
 
 def _load_builtin(until: str | None = None) -> None:
@@ -154,12 +374,64 @@ def _check_options(cls: type[Runner], method: str, options: dict) -> None:
         raise ValueError(f"method {method!r} has no option(s) {unknown}; its options: {known}")
 
 
+def open_runner(
+    couplings: Couplings,
+    method: str = "chromatic",
+    replicas: int = 1,
+    seed: int | None = None,
+    *,
+    beta: float | None = None,
+    **options,
+) -> Runner:
+    """Open a runner of ``method`` on ``couplings``: persistent chains to advance, draw from,
+    load new weights into (:meth:`Runner.load`) and close (``with open_runner(...) as r:``).
+
+    Parameters
+    ----------
+    couplings : Couplings
+    method : str
+        A registered method, see :func:`methods`.
+    replicas : int
+        Independent chains (parallel tempering: chains of ``len(betas)`` rungs each).
+    seed : int, optional
+        Fixes every random number; None draws a 63-bit seed from the OS (kept in ``runner.seed``).
+    beta : float, optional
+        Run ``couplings.with_beta(beta)`` instead.
+    **options
+        Method options, as for :func:`sample`.
+
+    Returns
+    -------
+    Runner
+        Pass it to :func:`sample` as ``method=`` to draw through ``sample``; the caller closes it.
+
+    Raises
+    ------
+    TypeError
+        ``couplings`` is not a :class:`Couplings` or ``method`` not a name.
+    ValueError
+        An unknown method or option, bad counts.
+    """
+    if not isinstance(couplings, Couplings):
+        raise TypeError(f"couplings must be a Couplings, not {type(couplings).__name__}")
+    replicas = _count("replicas", replicas, 1)
+    seed = secrets.randbits(63) if seed is None else _count("seed", seed, 0)
+    cls = get_method(method)
+    _check_options(cls, method, options)
+    if beta is not None:
+        couplings = couplings.with_beta(beta)
+    runner = cls(couplings, replicas=replicas, seed=seed, **options)
+    # what the runner was opened with, recorded by sample() in Samples.settings["options"]
+    runner._opened_with = dict(options)
+    return runner
+
+
 def sample(
     couplings: Couplings,
     sweeps: int,
     *,
-    method: str = "chromatic",
-    replicas: int = 1,
+    method: str | Runner = "chromatic",
+    replicas: int | None = None,
     burn_in: int = 0,
     thin: int = 1,
     seed: int | None = None,
@@ -177,11 +449,15 @@ def sample(
     sweeps : int
         Steps run after burn-in, in the method's own unit (``step_unit``: a sweep, a chromatic
         step, ...). A positive multiple of ``thin``; the run records ``sweeps // thin`` draws.
-    method : str
+    method : str or Runner
         A registered method, see :func:`methods` (``"chromatic"``, ``"sequential"``,
-        ``"random-scan"``, ``"async"``, ``"hardware"``, ...).
-    replicas : int
-        Independent chains (parallel tempering: chains of ``len(betas)`` rungs each).
+        ``"random-scan"``, ``"async"``, ``"hardware"``, ...): a runner is opened for this call
+        and closed at its end. Or an open :class:`Runner` (:func:`open_runner`): its chains
+        continue where they stand (two calls draw what one longer call would), it stays open,
+        and ``couplings`` must be what it runs (``runner.fingerprint``); ``replicas``, ``seed``,
+        ``beta`` and options are then the runner's own and cannot be passed.
+    replicas : int, optional
+        Independent chains (parallel tempering: chains of ``len(betas)`` rungs each); default 1.
     burn_in : int
         Steps run first and discarded.
     thin : int
@@ -215,9 +491,12 @@ def sample(
     ------
     ValueError
         An unknown method (the message lists the available ones) or option, bad counts, a
-        ``sweeps`` that is not a multiple of ``thin``.
+        ``sweeps`` that is not a multiple of ``thin``; with a Runner: couplings other than the
+        runner's, or arguments that belong to the runner.
     TypeError
         ``couplings`` is not a :class:`Couplings`.
+    RuntimeError
+        The Runner given is closed.
     """
     if not isinstance(couplings, Couplings):
         raise TypeError(f"couplings must be a Couplings, not {type(couplings).__name__}")
@@ -225,17 +504,49 @@ def sample(
     thin = _count("thin", thin, 1)
     if sweeps % thin:
         raise ValueError(f"sweeps ({sweeps}) must be a multiple of thin ({thin})")
-    replicas = _count("replicas", replicas, 1)
     burn_in = _count("burn_in", burn_in, 0)
     if chunk_draws is not None:
         chunk_draws = _count("chunk_draws", chunk_draws, 1)
-    seed = secrets.randbits(63) if seed is None else _count("seed", seed, 0)
-    cls = get_method(method)
-    _check_options(cls, method, options)
-    if beta is not None:
-        couplings = couplings.with_beta(beta)
 
-    runner = cls(couplings, replicas=replicas, seed=seed, **options)
+    if isinstance(method, Runner):
+        runner, owned = method, False
+        _check_given_runner(runner, couplings, replicas, seed, beta, options)
+        name, seed = runner.method_name or type(runner).__name__, runner.seed
+    else:
+        replicas = 1 if replicas is None else replicas
+        runner = open_runner(couplings, method, replicas, seed, beta=beta, **options)
+        owned, name, seed = True, method, runner.seed
+    try:
+        return _run(runner, name, seed, sweeps, burn_in, thin, out, progress, chunk_draws, owned)
+    finally:
+        if owned:
+            runner.close()
+
+
+def _check_given_runner(runner: Runner, couplings, replicas, seed, beta, options) -> None:
+    """sample(..., method=runner): the runner fixes everything but the run's length."""
+    runner._check_open()
+    if replicas is not None and replicas != runner.replicas:
+        raise ValueError(
+            f"replicas={replicas!r} differs from the runner's {runner.replicas}; a Runner "
+            f"passed as method runs its own replicas"
+        )
+    given = [k for k, v in (("seed", seed), ("beta", beta)) if v is not None] + sorted(options)
+    if given:
+        raise ValueError(
+            f"{given} cannot be passed with a Runner as method: they were fixed when it was "
+            f"opened (open a new runner, or runner.load(couplings.with_beta(b)) for a new beta)"
+        )
+    if couplings.fingerprint != runner.fingerprint:
+        raise ValueError(
+            f"the couplings passed ({couplings.fingerprint[:16]}) are not what the runner runs "
+            f"({runner.fingerprint[:16]}): call runner.load(couplings) first"
+        )
+
+
+def _run(runner, name, seed, sweeps, burn_in, thin, out, progress, chunk_draws, fresh) -> Samples:
+    """The body of :func:`sample` once the runner is open."""
+    couplings = runner.couplings
     runner.begin(burn_in + sweeps)
     rows, n, draws = runner.output_replicas, couplings.n, sweeps // thin
     chunk = min(draws, chunk_draws or max(1, _CHUNK_BYTES // max(1, rows * n)))
@@ -264,16 +575,18 @@ def sample(
 
     info = runner.info()
     settings = {
-        "method": method,
+        "method": name,
         "sweeps": sweeps,
         "burn_in": burn_in,
         "thin": thin,
         "draws": draws,
-        "replicas": replicas,
+        "replicas": runner.replicas,
         "step_unit": runner.step_unit,
         "beta": couplings.beta,
-        "options": {k: _recorded(v) for k, v in options.items()},
+        "options": {k: _recorded(v) for k, v in getattr(runner, "_opened_with", {}).items()},
         "runner": runner.settings,
+        # False: the draws continue chains that ran before this call (a Runner was passed)
+        "fresh_runner": fresh,
     }
     if base is not None:  # hand back read-only views of the finished files
         spins.flush()
@@ -286,7 +599,7 @@ def sample(
         spins=spins,
         fingerprint=runner.fingerprint,
         topology_fingerprint=couplings.topology_fingerprint,
-        method=method,
+        method=name,
         seed=seed,
         settings=settings,
         info=info,

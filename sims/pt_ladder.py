@@ -28,7 +28,7 @@ import _common as cm  # noqa: E402
 
 from pbitsim import datasets  # noqa: E402
 from pbitsim.diagnostics.pt import adapt_ladder, pt_profile  # noqa: E402
-from pbitsim.learn import RBM, RunnerSampler, TrainConfig, train  # noqa: E402
+from pbitsim.learn import RBM, TrainConfig, train  # noqa: E402
 
 NAME = "pt_ladder"
 
@@ -48,7 +48,7 @@ def trained_rbm(n_hidden: int, epochs: int, seed: int, classes=None):
         log_likelihood="exact",
         measure_tau_steps=0,
     )
-    history = train(model, X, RunnerSampler("chromatic"), cfg, progress=False)
+    history = train(model, X, "chromatic", cfg, progress=False)
     return model, history
 
 

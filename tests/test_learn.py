@@ -65,12 +65,22 @@ def test_init_matches_data_means():
 
 # -- training ------------------------------------------------------------------------------------
 
+import pbitsim  # noqa: E402
 from pbitsim.learn import (  # noqa: E402
-    RunnerSampler,
     TrainConfig,
     load_checkpoint,
     train,
 )
+from pbitsim.sim.gibbs import ChromaticRunner  # noqa: E402
+
+HOOKS_PENDING = "HardwareRunner hooks pending"
+
+
+def _hardware_hooks_missing() -> bool:
+    from pbitsim.sampling import Runner
+    from pbitsim.sim.hardware import HardwareRunner
+
+    return HardwareRunner._load is Runner._load or HardwareRunner._set_state is Runner._set_state
 
 
 def tiny_data():
@@ -84,16 +94,17 @@ def tiny_data():
 
 @pytest.mark.parametrize("method", ["chromatic", "hardware"])
 def test_pcd_raises_likelihood(method, tmp_path):
+    if method == "hardware" and _hardware_hooks_missing():
+        pytest.xfail(HOOKS_PENDING)
     data = tiny_data()
     model = RBM.init(8, 4, seed=0, data=data)
     ll0 = model.log_likelihood(data)
     cfg = TrainConfig(
         epochs=6, batch_size=50, lr=0.1, lr_final=None, chains=32, k=3, measure_tau_steps=0
     )
-    history = train(
-        model, data, RunnerSampler(method), cfg, checkpoint_dir=tmp_path, progress=False
-    )
+    history = train(model, data, method, cfg, checkpoint_dir=tmp_path, progress=False)
     assert [r.epoch for r in history] == list(range(1, 7))
+    assert all(r.sampler == method for r in history)
     # The gain is many times the epoch-to-epoch noise of PCD on this problem (~0.05 nats).
     assert history[-1].log_likelihood > ll0 + 0.5
     assert all(np.isfinite(r.q) and r.q_err >= 0 for r in history)
@@ -104,25 +115,127 @@ def test_pcd_raises_likelihood(method, tmp_path):
     assert [(r.log_likelihood, r.q) for r in hist2] == [(r.log_likelihood, r.q) for r in history]
 
 
+class StaleRunner(ChromaticRunner):
+    """Keeps sampling the couplings it was opened with and says so (the stale-weights failure)."""
+
+    def _load(self, couplings):
+        pass
+
+    @property
+    def fingerprint(self):
+        return self._first.fingerprint
+
+    def __init__(self, couplings, *args, **kwargs):
+        super().__init__(couplings, *args, **kwargs)
+        self._first = couplings
+
+
 def test_training_refuses_a_sampler_that_runs_other_weights():
-    class StaleSampler:
-        """Keeps sampling the couplings it first saw (the stale-weights failure)."""
+    data = tiny_data()
+    model = RBM.init(8, 2, seed=0, data=data)
+    cfg = TrainConfig(epochs=1, batch_size=50, chains=4, measure_tau_steps=0)
+    runner = StaleRunner(model.to_couplings(), replicas=4, seed=1)
+    with pytest.raises(RuntimeError, match="not sampling the current weights"):
+        train(model, data, runner, cfg, progress=False)
+    assert not runner.closed  # a runner passed in is the caller's to close
 
-        name = "stale"
 
-        def __init__(self):
-            self.inner = RunnerSampler("chromatic")
-            self.first = None
+def test_training_opens_one_runner_and_lays_it_out_once(monkeypatch):
+    """K gradient steps and a tau run: one runner, one layout, one set_state, K + 1 loads, and the
+    runner is closed at the end."""
+    counts = {"init": 0, "layout": 0, "load": 0, "set_state": 0, "close": 0}
+    hooks = {
+        "init": "__init__",
+        "layout": "_make_layout",
+        "load": "_load",
+        "set_state": "_set_state",
+        "close": "_close",
+    }
 
-        def run(self, couplings, state, steps, seed):
-            self.first = self.first or couplings
-            return self.inner.run(self.first, state, steps, seed)
+    def count(name, f):
+        def wrapper(self, *a, **kw):
+            counts[name] += 1
+            return f(self, *a, **kw)
+
+        return wrapper
+
+    for name, attr in hooks.items():
+        monkeypatch.setattr(ChromaticRunner, attr, count(name, getattr(ChromaticRunner, attr)))
+    data = tiny_data()
+    model = RBM.init(8, 3, seed=0, data=data)
+    cfg = TrainConfig(epochs=2, batch_size=100, chains=8, k=2, measure_tau_steps=20)
+    history = train(model, data, "chromatic", cfg, progress=False)
+    steps = cfg.epochs * (len(data) // cfg.batch_size)
+    assert steps >= 5
+    assert counts == {
+        "init": 1,
+        "layout": 1,
+        "load": steps + cfg.epochs,
+        "set_state": 1,
+        "close": 1,
+    }
+    assert [r.sampler for r in history] == ["chromatic", "chromatic"]
+
+
+def test_training_with_an_open_runner_continues_its_chains():
+    """A Runner passed in is used as it is (its chains, its seed) and left open; training by name
+    with the same seed and start draws the same numbers."""
+    data = tiny_data()
+    cfg = TrainConfig(epochs=2, batch_size=100, chains=6, k=2, measure_tau_steps=10, seed=3)
+    m1 = RBM.init(8, 3, seed=0, data=data)
+    m2 = RBM.init(8, 3, seed=0, data=data)
+    h1 = train(m1, data, "sequential", cfg, progress=False)
+    # the runner train() opens by name: seed and start drawn from config.seed the same way
+    rng = np.random.default_rng(cfg.seed)
+    state = rng.choice(np.array([-1, 1], np.int8), size=(cfg.chains, m2.n))
+    seed = int(rng.integers(2**63))
+    with pbitsim.open_runner(m2.to_couplings(), "sequential", cfg.chains, seed) as runner:
+        runner.set_state(state)
+        h2 = train(m2, data, runner, cfg, progress=False)
+        assert not runner.closed
+    np.testing.assert_array_equal(m1.W, m2.W)
+    assert [r.as_dict() for r in h1] == [r.as_dict() for r in h2]
+
+
+def test_training_checks_the_runner_rows_and_options():
+    data = tiny_data()
+    model = RBM.init(8, 2, seed=0, data=data)
+    cfg = TrainConfig(epochs=1, batch_size=100, chains=4, measure_tau_steps=0)
+    with pbitsim.open_runner(model.to_couplings(), "chromatic", replicas=3, seed=0) as runner:
+        with pytest.raises(ValueError, match="3 chains.*config.chains is 4"):
+            train(model, data, runner, cfg, progress=False)
+        with pytest.raises(ValueError, match="sampler_options"):
+            train(model, data, runner, cfg, progress=False, sampler_options={"initial": None})
+    # parallel tempering returns chains * rungs rows: refused, and the runner is closed anyway
+    with pytest.raises(ValueError, match="8 chains.*config.chains is 4"):
+        train(model, data, "chromatic", cfg, progress=False, sampler_options={"betas": [0.5, 1]})
+    with pytest.raises(TypeError, match="method name or a Runner"):
+        train(model, data, object(), cfg, progress=False)
+
+
+def test_training_closes_its_runner_on_error(monkeypatch):
+    closed = []
+    monkeypatch.setattr(ChromaticRunner, "_close", lambda self: closed.append(self))
+
+    def boom(rec, model):
+        raise KeyboardInterrupt
 
     data = tiny_data()
     model = RBM.init(8, 2, seed=0, data=data)
-    cfg = TrainConfig(epochs=1, batch_size=50, measure_tau_steps=0)
-    with pytest.raises(RuntimeError, match="not sampling the current weights"):
-        train(model, data, StaleSampler(), cfg, progress=False)
+    cfg = TrainConfig(epochs=2, batch_size=100, chains=4, measure_tau_steps=0)
+    with pytest.raises(KeyboardInterrupt):
+        train(model, data, "chromatic", cfg, progress=False, callback=boom)
+    assert len(closed) == 1 and closed[0].closed
+
+
+def test_sampler_options_reach_the_runner():
+    data = tiny_data()
+    model = RBM.init(8, 2, seed=0, data=data)
+    cfg = TrainConfig(epochs=1, batch_size=100, chains=4, k=2, measure_tau_steps=0)
+    h = train(model, data, "async", cfg, progress=False, sampler_options={"p": 0.5})
+    assert h[0].sampler == "async"
+    with pytest.raises(ValueError, match="no option"):
+        train(model, data, "chromatic", cfg, progress=False, sampler_options={"p": 0.5})
 
 
 def test_train_rejects_bad_data():

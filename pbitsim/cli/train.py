@@ -62,14 +62,18 @@ def train(
     sampler, recording per epoch the log-likelihood, Q (gradient SNR, bias-corrected, with error
     bar) and tau_int of the gradient observables. Writes checkpoints, history.json, samples.png
     and curves.png to --out."""
-    from pbitsim.learn import RBM, RunnerSampler, TrainConfig
+    from pbitsim.learn import RBM, TrainConfig
     from pbitsim.learn import train as run_training
-    from pbitsim.sampling import methods
+    from pbitsim.sampling import get_method, methods
 
     if sampler not in methods():
         raise click.BadParameter(
             f"unknown sampler {sampler!r}; choose from {methods()}", param_hint="--sampler"
         )
+    try:  # a plug-in's method is listed before it is imported: fail here, cleanly
+        get_method(sampler)
+    except (ImportError, TypeError) as e:
+        raise click.BadParameter(str(e), param_hint="--sampler") from None
     data = load_data(data_spec)
     model = RBM.init(data.shape[1], hidden, seed=seed, data=data)
     config = TrainConfig(
@@ -97,10 +101,11 @@ def train(
             f"{rec.q_naive:>10.4g} {rec.tau_int:>8.2f} {rec.tau_int_magnetisation:>8.2f}"
         )
 
+    # one runner of `sampler` holds the persistent chains for the whole run
     history = run_training(
         model,
         data,
-        RunnerSampler(sampler),
+        sampler,
         config,
         checkpoint_dir=out,
         progress=progress,
@@ -108,7 +113,7 @@ def train(
     )
     from pbitsim.plots import plot_training
 
-    paths = plot_training(model, history, out, seed=seed, sampler=RunnerSampler(sampler))
+    paths = plot_training(model, history, out, seed=seed, sampler=sampler)
     click.echo("wrote " + ", ".join(str(p) for p in paths))
 
 

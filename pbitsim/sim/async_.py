@@ -47,8 +47,8 @@ import numpy as np
 
 from pbitsim.couplings import Couplings
 from pbitsim.rng import splitmix64
-from pbitsim.sim.jit import splitmix64_next, uniform53
 from pbitsim.sampling import Runner, register_method
+from pbitsim.sim.jit import splitmix64_next, uniform53
 
 __all__ = ["AsyncRunner", "MODES"]
 
@@ -326,6 +326,23 @@ class AsyncRunner(Runner):
             )
         self.tick += nticks
         return out
+
+    def _load(self, couplings: Couplings) -> None:
+        """New J data and h (the CSR structure is the topology, unchanged); the beta is read from
+        ``self.couplings`` at every call, which :meth:`Runner.load` replaces after this. Spins,
+        history, firing times and streams continue."""
+        indptr, indices, _, _ = self._csr
+        self._csr = (
+            indptr,
+            indices,
+            couplings.data.astype(np.float64),
+            couplings.h.astype(np.float64),
+        )
+
+    def _set_state(self, spins: np.ndarray) -> None:
+        """Every history slot gets the new spins: a stale read then sees them too, as if the chain
+        had been held there for ``delay`` + 1 ticks. Firing times and streams continue."""
+        self._hist[:] = spins[:, None, :]
 
     def advance(self, sweeps: int) -> None:
         self._ticks(int(sweeps) * self.ticks_per_step, 0)

@@ -36,6 +36,16 @@ Options (keyword arguments of :func:`pbitsim.sample`)
 
 Every run also records ``energies`` (rows, draws): E(s) of each draw, without beta, in float64.
 
+New weights and states (:meth:`Runner.load`, :meth:`Runner.set_state`)
+----------------------------------------------------------------------
+The layout (update order, padded CSR, streams) depends on the topology alone and is built once per
+runner; ``load(c2)`` only rewrites J and h in it, and the spins, streams, step counter and (PT)
+walker assignment continue. A new ``c2.beta`` is the sampling beta of a plain run; parallel
+tempering keeps its ladder and annealing its schedule, since neither reads ``couplings.beta``
+(a runner opened on ``c2`` would ignore it too). So ``load(c2)`` right after opening gives
+bit for bit what a runner opened on ``c2`` with the same seed gives. ``set_state`` sets row r of
+the output (PT: chain c at rung k is row c*K + k, held by whichever walker is at that rung now).
+
 Randomness and reproducibility
 ------------------------------
 Positions are the sites in update order (chromatic: colour classes in order, each in reverse
@@ -84,14 +94,30 @@ class Layout:
     its CSR row ``ptr[p]``..``ptr[p+1]`` of neighbour positions ``nbr`` and weights ``w``
     (float32; ``w64`` float64) is padded to a multiple of 4 entries with (n, 0); ``h`` / ``h64``
     the fields; ``sidx[p]`` the stream of position p; ``bstart`` the first position of each block.
+
+    Everything but the four value arrays (w, h, w64, h64) depends on the topology alone;
+    :meth:`fill` rewrites those four in place from couplings of the same topology, which is all
+    :meth:`Runner.load` needs (no re-layout, and the kernels see the same array objects).
     """
 
     arrays: tuple
     n_streams: int
+    #: where the stored entries of the couplings' CSR go in the padded rows: ``w64[dst] =
+    #: data[src]``
+    dst: np.ndarray
+    src: np.ndarray
 
     @property
     def site(self) -> np.ndarray:
         return self.arrays[5]
+
+    def fill(self, c: Couplings) -> None:
+        """Write the values (J data, h) of ``c`` into the value arrays, in place."""
+        _, _, w, h, _, site, w64, h64, _ = self.arrays
+        w64[self.dst] = c.data[self.src]
+        w[:] = w64  # float32 rounding, as when the layout was built
+        h64[:] = c.h[site]
+        h[:] = h64
 
 
 def build_layout(c: Couplings, classes: list[np.ndarray]) -> Layout:
@@ -112,11 +138,9 @@ def build_layout(c: Couplings, classes: list[np.ndarray]) -> Layout:
     row = np.repeat(np.arange(n), deg)
     k = np.arange(deg.sum()) - np.repeat(np.cumsum(deg) - deg, deg)
     src = c.indptr[order][row] + k  # the k-th stored neighbour of the site at position `row`
+    dst = ptr[row] + k
     nbr = np.full(ptr[-1], n, np.int32)
-    w64 = np.zeros(ptr[-1])
-    nbr[ptr[row] + k] = pos[c.indices[src]]
-    w64[ptr[row] + k] = c.data[src]
-    h64 = np.ascontiguousarray(c.h[order])
+    nbr[dst] = pos[c.indices[src]]
 
     sizes = [len(x) for x in classes]
     starts = np.cumsum([0] + sizes)
@@ -130,15 +154,17 @@ def build_layout(c: Couplings, classes: list[np.ndarray]) -> Layout:
     arrays = (
         ptr,
         nbr,
-        w64.astype(np.float32),
-        h64.astype(np.float32),
+        np.zeros(ptr[-1], np.float32),
+        np.zeros(n, np.float32),
         sidx,
         order.astype(np.int32),
-        w64,
-        h64,
+        np.zeros(ptr[-1]),
+        np.zeros(n),
         bstart,
     )
-    return Layout(arrays=arrays, n_streams=int(soff[-1]))
+    layout = Layout(arrays=arrays, n_streams=int(soff[-1]), dst=dst, src=src)
+    layout.fill(c)
+    return layout
 
 
 def _words(seed: int, domain: int, rows: int, per_row: int) -> np.ndarray:
@@ -235,6 +261,8 @@ class GibbsRunner(Runner):
 
         K = len(ladder)
         self._ladder = ladder
+        # only a plain run samples at couplings.beta; PT and annealing bring their own betas
+        self._beta_from_couplings = betas is None and beta_schedule is None and anneal is None
         self._K = K
         self._swap_every = swap_every
         rows = replicas * K
@@ -244,6 +272,7 @@ class GibbsRunner(Runner):
         self._rng = np.ascontiguousarray(_streams(seed, 0, rows, ns).T)
         pos_of = np.empty(n, np.int64)
         pos_of[self._layout.site] = np.arange(n)
+        self._pos_of = pos_of  # site -> position (row of self._S)
         self._S = np.zeros((n + 1, rows), np.int8)
         if initial is None:
             words = _words(seed, 2, rows, -(-n // 32))
@@ -278,6 +307,8 @@ class GibbsRunner(Runner):
 
     # -- layout and schedule ------------------------------------------------------------------
     def _make_layout(self) -> Layout:
+        """The layout of ``self.couplings`` (built once per runner: it depends on the topology
+        only; :meth:`_load` refills its values)."""
         return build_layout(self.couplings, [np.arange(self.couplings.n)])
 
     def _set_ramp(self, steps: int) -> None:
@@ -286,6 +317,25 @@ class GibbsRunner(Runner):
             self._sched = np.linspace(start, stop, steps)
         else:
             self._sched = np.geomspace(start, stop, steps)
+
+    # -- life cycle ---------------------------------------------------------------------------
+    def _load(self, couplings: Couplings) -> None:
+        """New J and h in place (same layout); a new beta is the single-rung ladder's only rung.
+
+        Parallel tempering keeps its ladder and annealing its schedule: neither ever reads
+        ``couplings.beta`` (the ladder and the schedule are the betas), so a new beta changes
+        nothing there, exactly as it would not for a runner opened on the new couplings.
+        """
+        self._layout.fill(couplings)
+        if self._beta_from_couplings:
+            self._ladder = np.array([couplings.beta])
+
+    def _set_state(self, spins: np.ndarray) -> None:
+        """Row c*K + k (chain c at rung k) goes to the walker now at that rung, in position order;
+        the walkers keep their streams and rungs."""
+        K = self._K
+        cols = (np.arange(self.replicas)[:, None] * K + self._walker).ravel()
+        self._S[self._pos_of[:, None], cols[None, :]] = spins.T
 
     def begin(self, steps: int) -> None:
         """Fix the annealing ramp's length to the run's length when none was given."""
