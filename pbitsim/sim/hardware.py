@@ -432,7 +432,7 @@ class HardwareMachine:
         out = np.empty((self.replicas, k, self.quantized.n), dtype=np.int8)
         if cycles and self.quantized.n:
             spec = self.design.fixed_point
-            _run(
+            args = (
                 self._indptr,
                 self._indices,
                 self._j,
@@ -446,13 +446,19 @@ class HardwareMachine:
                 spec.input_max,
                 self.design.warmup_edges,
                 self.design.read_latency,
-                self._hist,
-                self._gen,
-                self.cycle,
-                cycles,
-                int(record_every),
-                out,
             )
+            if self.replicas == 1:
+                # One chain: no parallel region, whose thread wake-up costs a scheduler slice per
+                # call on a busy machine (the emulator makes many short calls).
+                tmp = np.empty(int(np.diff(self._cstart).max()), dtype=np.int8)
+                _run_replica(
+                    *args, self._hist[0], self._gen[0], self.cycle, cycles, int(record_every),
+                    out[0], tmp,
+                )  # fmt: skip
+            else:
+                _run(
+                    *args, self._hist, self._gen, self.cycle, cycles, int(record_every), out
+                )  # fmt: skip
         self.cycle += cycles
         return out
 
