@@ -16,12 +16,12 @@ import os
 import time
 
 import numpy as np
+from pbitsim.host.emulator import Emulator
 
 import pbitsim
 from pbitsim import models
 from pbitsim.board import protocol as P
 from pbitsim.board.design import HardwareDesign
-from pbitsim.host.emulator import Emulator
 
 LINKS = {"iCEBreaker (FT2232H, 3 Mbaud)": 3_000_000, "ULX3S (FT231X, 3 Mbaud)": 3_000_000}
 
