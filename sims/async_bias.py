@@ -15,10 +15,12 @@ against exact enumeration of the Boltzmann distribution,
   number of draws: the floor to compare against);
 * the moment error sqrt(sum_{i<j} (<s_i s_j> - exact)^2 + sum_i (<s_i> - exact)^2);
 
-with jackknife error bars over independent replicas, as a function of p (delay 0) and of the delay
-(at fixed p). For delay 0 the async chain is a Markov chain on the 2^n states whose tick kernel is
-known in closed form (each p-bit independently keeps its value with probability 1 - p or is
-resampled from its conditional given the old state), so the exact asymptotic bias
+with jackknife error bars over independent replicas (both from
+:func:`pbitsim.diagnostics.compare.compare`, which also gives the verdict column ``consistent``:
+the samples pass its tests against Boltzmann at alpha = 0.05), as a function of p (delay 0) and of
+the delay (at fixed p). For delay 0 the async chain is a Markov chain on the 2^n states whose tick
+kernel is known in closed form (each p-bit independently keeps its value with probability 1 - p
+or is resampled from its conditional given the old state), so the exact asymptotic bias
 KL(stationary || Boltzmann) is printed as well (column ``KL_exact_async``). Time is in async steps
 (round(1/p) ticks: each p-bit fires about once per step).
 """
@@ -36,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as cm  # noqa: E402
 
 from pbitsim import exact, models  # noqa: E402
+from pbitsim.diagnostics.compare import compare  # noqa: E402
 
 NAME = "async_bias"
 
@@ -71,34 +74,20 @@ def stationary(T: np.ndarray) -> np.ndarray:
     return pi / pi.sum()
 
 
-def _statistics(idx: np.ndarray, spins: np.ndarray, p_exact, m_exact, C_exact):
-    """(KL, moment error) of a set of draws given as state indices and spins."""
-    counts = np.bincount(idx.ravel(), minlength=len(p_exact)).astype(np.float64)
-    q = counts / counts.sum()
-    s = spins.reshape(-1, spins.shape[-1]).astype(np.float64)
-    m = s.mean(axis=0)
-    C = s.T @ s / len(s)
-    iu = np.triu_indices(len(m), 1)
-    err = np.sqrt(np.sum((C - C_exact)[iu] ** 2) + np.sum((m - m_exact) ** 2))
-    return exact.kl_divergence(q, p_exact), float(err)
-
-
 def measure(samples, c) -> dict:
-    """KL and moment error with jackknife (leave-one-replica-out) standard errors."""
-    p_exact = exact.boltzmann(c)
-    m_exact, C_exact = exact.exact_moments(c)
-    spins = np.asarray(samples.spins)
-    idx = exact.state_index(spins)  # (R, T)
-    kl, err = _statistics(idx, spins, p_exact, m_exact, C_exact)
-    R = spins.shape[0]
-    loo = np.array(
-        [
-            _statistics(np.delete(idx, r, 0), np.delete(spins, r, 0), p_exact, m_exact, C_exact)
-            for r in range(R)
-        ]
-    )
-    se = np.sqrt((R - 1) / R * ((loo - loo.mean(axis=0)) ** 2).sum(axis=0))
-    return {"KL": kl, "KL_err": float(se[0]), "moment_err": err, "moment_err_se": float(se[1])}
+    """KL and moment error against Boltzmann, with jackknife (leave-one-replica-out) standard
+    errors, and the verdict at alpha = 0.05: :func:`pbitsim.diagnostics.compare.compare`, the one
+    place for sample-vs-exact statistics (moments over all pairs i < j, as the moment error is
+    defined above)."""
+    r = compare(samples, model=c, reference="boltzmann", pairs="all")
+    fit = r.a.exact["boltzmann"]
+    return {
+        "KL": fit.kl,
+        "KL_err": fit.kl_err,
+        "moment_err": fit.distance,
+        "moment_err_se": fit.distance_err,
+        "consistent": r.consistent,
+    }
 
 
 def main(argv=None) -> dict:

@@ -43,6 +43,11 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
         "diagnose",
         "Diagnose samples: tau_int/ESS, Q, parallel-tempering ladder health; PNG report.",
     ),
+    "compare": (
+        "pbitsim.cli.compare",
+        "compare",
+        "Compare two sample sets, or samples and the exact distribution; verdict, HTML report.",
+    ),
 }
 
 

@@ -1,5 +1,6 @@
 """Diagnostics for p-bit samplers: autocorrelation, the gradient SNR Q, exact spectra, parallel
-tempering. The same code reads simulated and hardware :class:`~pbitsim.samples.Samples`.
+tempering, comparison of sample sets. The same code reads simulated and hardware
+:class:`~pbitsim.samples.Samples`.
 
 Conventions: ``shared/reference/diagnostics-definitions.md``; the math: ``docs/diagnostics.md``.
 Submodules are imported lazily by name (``pbitsim.diagnostics.spectra`` etc.); the most used names
@@ -17,6 +18,9 @@ from pbitsim.diagnostics.autocorr import (
     integrated_time,
     time_average_variance,
 )
+
+# not the function compare(): that name is the submodule (pbitsim.diagnostics.compare.compare)
+from pbitsim.diagnostics.compare import CompareMismatchError, Comparison
 from pbitsim.diagnostics.kernels import (
     KERNELS,
     color_class_update_matrix,
@@ -44,6 +48,8 @@ __all__ = [
     "estimate_tau",
     "integrated_time",
     "time_average_variance",
+    "CompareMismatchError",
+    "Comparison",
     "KERNELS",
     "color_class_update_matrix",
     "site_update_matrix",
