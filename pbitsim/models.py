@@ -20,6 +20,8 @@ __all__ = [
     "sherrington_kirkpatrick",
     "spin_glass",
     "rbm",
+    "planted_rbm",
+    "planted",
     "from_spec",
     "SPECS",
 ]
@@ -118,6 +120,60 @@ def rbm(
     return Couplings.from_edges(n, edges, h=h, beta=beta, coloring=coloring, names=names)
 
 
+def _patterns(rng, P: int, m: int, max_overlap: float) -> np.ndarray:
+    """P random +-1 patterns of length m with |pairwise overlap| <= max_overlap (rejection)."""
+    for _ in range(10_000):
+        x = rng.choice([-1.0, 1.0], size=(P, m))
+        G = np.abs(x @ x.T - m * np.eye(P))
+        if G.max(initial=0.0) <= max_overlap:
+            return x
+    raise RuntimeError(f"no {P} patterns of length {m} with overlaps <= {max_overlap}")
+
+
+def planted_rbm(
+    n_visible: int, n_hidden: int, patterns: int, seed: int = 0, base_scale: float = 0.1
+) -> tuple[np.ndarray, np.ndarray]:
+    """Weights of an RBM with planted modes: (W0, D), and W(lambda) = W0 + lambda * D.
+
+    W0 ~ N(0, base_scale^2) is the small random start; D = sum_k xi_k eta_k^T / sqrt(n_hidden)
+    plants ``patterns`` modes: xi_k random +-1 visible patterns (pairwise overlaps <=
+    n_visible / 3), eta_k random +-1 hidden patterns (no two equal or opposite). As lambda grows,
+    switching between the planted patterns becomes the slow mode the gradient observables v_i h_j
+    see (``sims/planted_modes.py``).
+    """
+    rng = np.random.default_rng(seed)
+    W0 = rng.normal(0.0, base_scale, (n_visible, n_hidden))
+    xi = _patterns(rng, patterns, n_visible, n_visible / 3)
+    eta = _patterns(rng, patterns, n_hidden, n_hidden - 1)
+    return W0, xi.T @ eta / np.sqrt(n_hidden)
+
+
+def planted(
+    n_visible: int,
+    n_hidden: int,
+    patterns: int = 2,
+    strength: float = 1.0,
+    base_scale: float = 0.1,
+    seed: int = 0,
+    field: float = 0.0,
+    beta: float = 1.0,
+) -> Couplings:
+    """RBM-shaped model with planted modes, W = W0 + strength * D (see :func:`planted_rbm`).
+
+    Visibles 0..nv-1 (colour 0), hiddens nv.. (colour 1), as :func:`rbm`. With ``field`` > 0 every
+    unit gets a random field h_i ~ N(0, field^2), drawn from its own stream, so the weights are the
+    same with and without fields.
+    """
+    W0, D = planted_rbm(n_visible, n_hidden, patterns, seed, base_scale)
+    W = W0 + float(strength) * D
+    n = n_visible + n_hidden
+    edges = [(i, n_visible + j, W[i, j]) for i in range(n_visible) for j in range(n_hidden)]
+    h = np.random.default_rng([seed, 1]).normal(0.0, field, n) if field else np.zeros(n)
+    coloring = np.r_[np.zeros(n_visible, int), np.ones(n_hidden, int)]
+    names = [f"v{i}" for i in range(n_visible)] + [f"h{j}" for j in range(n_hidden)]
+    return Couplings.from_edges(n, edges, h=h, beta=beta, coloring=coloring, names=names)
+
+
 def _weights(rng, m: int, kind: str) -> np.ndarray:
     if kind == "pm1":
         return rng.choice([-1.0, 1.0], size=m)
@@ -135,6 +191,7 @@ SPECS = {
     "sk": (sherrington_kirkpatrick, ("n",), "sk:64"),
     "glass": (spin_glass, ("n",), "glass:12,field=0.3"),
     "rbm": (rbm, ("n_visible", "n_hidden"), "rbm:6x4"),
+    "planted": (planted, ("n_visible", "n_hidden"), "planted:6x3,strength=1.5"),
 }
 
 
@@ -143,7 +200,8 @@ def from_spec(spec: str) -> Couplings:
 
     SIZE is ``A`` or ``AxB`` (lattice rows x cols, RBM visible x hidden); the keys are the
     builder's keyword arguments, e.g. ``"lattice:16x16,beta=0.44"``, ``"sk:64,seed=3"``,
-    ``"glass:12,p=0.5,field=0.3,beta=0.7"``, ``"rbm:6x4"``. See :data:`SPECS`.
+    ``"glass:12,p=0.5,field=0.3,beta=0.7"``, ``"rbm:6x4"``, ``"planted:6x3,strength=1.5"``. See
+    :data:`SPECS`.
 
     Raises
     ------

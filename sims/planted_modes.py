@@ -32,27 +32,9 @@ import _common as cm  # noqa: E402
 
 from pbitsim.diagnostics import ExactChain  # noqa: E402
 from pbitsim.learn import RBM  # noqa: E402
+from pbitsim.models import planted_rbm  # noqa: E402 (sims/stale_weights.py imports it from here)
 
 NAME = "planted_modes"
-
-
-def _patterns(rng, P: int, m: int, max_overlap: float) -> np.ndarray:
-    """P random +-1 patterns of length m with |pairwise overlap| <= max_overlap (rejection)."""
-    for _ in range(10_000):
-        x = rng.choice([-1.0, 1.0], size=(P, m))
-        G = np.abs(x @ x.T - m * np.eye(P))
-        if G.max(initial=0.0) <= max_overlap:
-            return x
-    raise RuntimeError(f"no {P} patterns of length {m} with overlaps <= {max_overlap}")
-
-
-def planted_rbm(nv: int, nh: int, P: int, seed: int, base_scale: float):
-    """(W0, planted direction D): W(lambda) = W0 + lambda * D."""
-    rng = np.random.default_rng(seed)
-    W0 = rng.normal(0.0, base_scale, (nv, nh))
-    xi = _patterns(rng, P, nv, nv / 3)
-    eta = _patterns(rng, P, nh, nh - 1)
-    return W0, xi.T @ eta / np.sqrt(nh)
 
 
 def analyse(W: np.ndarray, kernel: str, weight_tol: float, K: int) -> dict:
