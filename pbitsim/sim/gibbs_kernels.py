@@ -17,16 +17,25 @@ P/Q is Eigen's rational approximation of tanh and v = 2u - 1 is uniform on the 2
 {-1, -1 + 2**-23, ..., 1 - 2**-23} (the top 24 bits of one xoshiro128+ output). So
 P(s = +1) = (1 + tanh(beta I)) / 2 within 2e-7 absolute (float32 rounding of the approximation
 plus the 2**-24 grid), with no division, exp or tanh, so the loop over replicas vectorises.
+
+The two scalar rules, the xoshiro128+ step (:func:`xoshiro128p_step`) and that decision
+(:func:`tanh_accept`), are plain Python functions written once: compiled here with ``njit`` for
+the CPU kernels and with ``cuda.jit(device=True)`` by :mod:`pbitsim.sim.gpu_kernels`; under
+Numba's CUDA simulator they run as Python. Their multiply-adds call :func:`fma32`, which compiles
+to the ``llvm.fma`` intrinsic on both targets (``fma.rn.f32`` on a GPU) and, as Python, rounds once
+too.
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from llvmlite import ir
 from numba import njit, prange, types
-from numba.extending import intrinsic
+from numba.extending import intrinsic, overload
 
-__all__ = ["run", "energies_of"]
+__all__ = ["run", "energies_of", "fma32", "xoshiro128p_step", "tanh_accept"]
 
 _F = np.float32
 # Eigen's float tanh: x * P(x^2) / Q(x^2) on |x| <= 7.90531110763549805 (tanh rounds to +-1 in
@@ -73,9 +82,45 @@ def _fma(typingctx, a, b, c):
     return sig, codegen
 
 
-@njit(cache=True, inline="always")
-def _xoshiro(a0, a1, a2, a3):
-    """One xoshiro128+ step on four 32-bit words held in uint64: (output, new state)."""
+#: float32 rounds values at or beyond this (the midpoint of FLT_MAX and 2**128) to infinity
+_F32_OVERFLOW = 2.0**128 - 2.0**103
+
+
+def fma32(a, b, c):
+    """float32 a * b + c rounded once (to nearest even), as Python: the fused multiply-add of
+    the scalar rules when they run uncompiled (Numba's CUDA simulator, whose own ``cuda.fma``
+    rounds twice).
+
+    a * b is exact in float64 (two 24-bit significands); the sum is rounded to odd in float64
+    (53 >= 24 + 2 bits), so the final rounding to float32 is the correct one (Boldo and
+    Melquiond, "Emulation of FMA and correctly rounded sums", IEEE Trans. Comput. 2008).
+    Compiled code (``njit``, ``cuda.jit``) gets the hardware instruction instead (the overload
+    below).
+    """
+    x = float(a) * float(b)
+    y = float(c)
+    s = x + y
+    if math.isfinite(s):
+        t = s - x  # TwoSum: err is exactly (x + y) - s
+        err = (x - (s - t)) + (y - t)
+        if err != 0.0 and not math.frexp(s)[0] * 9007199254740992.0 % 2.0:
+            s = math.nextafter(s, math.inf if err > 0.0 else -math.inf)  # round to odd
+        if abs(s) >= _F32_OVERFLOW:  # rounds to +-inf (numpy would warn)
+            return np.float32(math.copysign(math.inf, s))
+    return np.float32(s)
+
+
+@overload(fma32, inline="always")
+def _fma32_compiled(a, b, c):
+    return lambda a, b, c: _fma(a, b, c)
+
+
+def xoshiro128p_step(a0, a1, a2, a3):
+    """One xoshiro128+ step on four 32-bit words held in uint64: (output, new state).
+
+    A plain function (the rule, written once): compiled for the CPU below and for the GPU by
+    :mod:`pbitsim.sim.gpu_kernels`.
+    """
     out = (a0 + a3) & _M32
     t = (a1 << _U9) & _M32
     a2 ^= a0
@@ -87,22 +132,27 @@ def _xoshiro(a0, a1, a2, a3):
     return out, a0, a1, a2, a3
 
 
-@njit(cache=True, inline="always")
-def _accept(field, beta, out):
-    """True (spin +1) with probability (1 + tanh(beta * field)) / 2, given 32 random bits."""
+def tanh_accept(field, beta, out):
+    """True (spin +1) with probability (1 + tanh(beta * field)) / 2, given 32 random bits (uint64)
+    and float32 field and beta. A plain function (the rule, written once), like
+    :func:`xoshiro128p_step`."""
     v = _F(np.int32(out >> _U8)) * _GRID - _ONE
     x = min(max(beta * field, -_XMAX), _XMAX)
     x2 = x * x
     p = (
-        _fma(
-            _fma(_fma(_fma(_fma(_fma(_A13, x2, _A11), x2, _A9), x2, _A7), x2, _A5), x2, _A3),
+        fma32(
+            fma32(fma32(fma32(fma32(fma32(_A13, x2, _A11), x2, _A9), x2, _A7), x2, _A5), x2, _A3),
             x2,
             _A1,
         )
         * x
     )
-    q = _fma(_fma(_fma(_B6, x2, _B4), x2, _B2), x2, _B0)
+    q = fma32(fma32(fma32(_B6, x2, _B4), x2, _B2), x2, _B0)
     return v * q < p
+
+
+_xoshiro = njit(cache=True, inline="always")(xoshiro128p_step)
+_accept = njit(cache=True, inline="always")(tanh_accept)
 
 
 @njit(cache=True, inline="always")
