@@ -16,6 +16,9 @@ measured, flips per CPU-ns (per core busy), and an idle-machine estimate: flips 
 the cores the sampler keeps busy (CPU/wall on its run, at most the core count). Ratios to the
 peers use the idle-machine estimates. Also: wall time of a first ``pbitsim.sample`` of a 100-spin
 model in a fresh Python process with a warm Numba cache.
+
+A peer that is not installed (dwave-neal, thrml: the ``[bench]`` extra) is skipped with a note,
+and the ratios to it are left out.
 """
 
 from __future__ import annotations
@@ -140,6 +143,11 @@ def thrml_rate(c, chains: int, work: float, repeats: int) -> tuple[Rate, float]:
     return Rate(c.n * chains * sweeps, wall, cpu), compile_s
 
 
+def ratio(r: Rate, ref: Rate | None) -> float | None:
+    """r's idle-machine rate over a peer's (None when the peer was skipped)."""
+    return None if ref is None else r.idle_rate / ref.idle_rate
+
+
 def numpy_checkerboard_rate(c, side: int, work: float, repeats: int) -> Rate:
     rng = np.random.default_rng(0)
     s = rng.choice([-1.0, 1.0], (side, side))
@@ -170,6 +178,22 @@ def first_sample_seconds() -> float:
         for _ in range(2)
     ]
     return float(runs[-1].stdout)
+
+
+#: peers by import name: (what they are called in the table, the module to look for)
+PEERS = {"neal": "dwave-neal", "thrml": "thrml"}
+
+
+def missing_peers() -> dict[str, str]:
+    """Peers that cannot be imported here, each with the note to print."""
+    from importlib.util import find_spec
+
+    hint = "install the peers with pip install -e '.[bench]'"
+    return {
+        module: f"skipped {name}: not installed ({hint})"
+        for module, name in PEERS.items()
+        if find_spec(module) is None
+    }
 
 
 def machine() -> str:
@@ -205,10 +229,14 @@ def main() -> None:
     loads = [load()]
     print(header, flush=True)
     rows = []  # (workload, sampler, chains, Rate, x neal, x thrml)
+    missing = missing_peers()
+    for note in missing.values():
+        print(note, flush=True)
     for name, c in workloads(args.quick).items():
-        neal = neal_rate(c, work, repeats)
+        neal = None if "neal" in missing else neal_rate(c, work, repeats)
         thrml = {}
-        if name != "SK n=1024":  # n colour classes: thrml would compile one block per spin
+        # n colour classes on SK: thrml would compile one block per spin
+        if name != "SK n=1024" and "thrml" not in missing:
             for chains in (1,) if args.quick else (1, 64):
                 thrml[chains], compile_s = thrml_rate(c, chains, work, repeats)
                 print(
@@ -216,11 +244,11 @@ def main() -> None:
                     f"(compile {compile_s:.1f} s)",
                     flush=True,
                 )
-        peers = [("dwave-neal (Metropolis, fixed beta)", 1, neal)]
+        peers = [] if neal is None else [("dwave-neal (Metropolis, fixed beta)", 1, neal)]
         peers += [("thrml block Gibbs, JAX CPU", k, v) for k, v in thrml.items()]
         if name.startswith("lattice"):
             peers.append(("NumPy checkerboard", 1, numpy_checkerboard_rate(c, 128, work, repeats)))
-        rows += [(name, s, k, r, r.idle_rate / neal.idle_rate, None) for s, k, r in peers]
+        rows += [(name, s, k, r, ratio(r, neal), None) for s, k, r in peers]
         for method in SCHEMES:
             for R in replica_counts:
                 r = pbitsim_rate(c, method, R, work, repeats)
@@ -231,8 +259,8 @@ def main() -> None:
                         f"pbitsim {method}",
                         R,
                         r,
-                        r.idle_rate / neal.idle_rate,
-                        r.idle_rate / ref.idle_rate if ref else None,
+                        ratio(r, neal),
+                        ratio(r, ref),
                     )
                 )
                 print(
@@ -247,10 +275,11 @@ def main() -> None:
         "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, sampler, chains, r, rn, rt in rows:
+        rn_s = f"{rn:.1f}" if rn is not None else "-"
         rt_s = f"{rt:.1f}" if rt is not None else "-"
         lines.append(
             f"| {name} | {sampler} | {chains} | {r.wall_rate:.3g} | {r.cpu_rate:.3g} | "
-            f"{r.cores:.1f} | {r.idle_rate:.3g} | {rn:.1f} | {rt_s} |"
+            f"{r.cores:.1f} | {r.idle_rate:.3g} | {rn_s} | {rt_s} |"
         )
     table = "\n".join(lines)
     notes = (
@@ -258,6 +287,8 @@ def main() -> None:
         f"{os.cpu_count()} cores. First `pbitsim.sample()` of a 100-spin model in a fresh "
         f"process, warm Numba cache, import included: {first:.2f} s."
     )
+    if missing:
+        notes += " " + " ".join(f"{note[0].upper()}{note[1:]}." for note in missing.values())
     print(f"\n{table}\n\n{notes}")
     if args.write:
         with open(args.write, "w") as f:

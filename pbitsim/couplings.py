@@ -15,6 +15,7 @@ with weight 0 is still part of the topology (a trained weight may become non-zer
 from __future__ import annotations
 
 import hashlib
+import operator
 import struct
 from collections.abc import Iterable, Sequence
 from functools import cached_property
@@ -34,6 +35,59 @@ def _finite(name: str, x: np.ndarray) -> None:
     if not np.all(np.isfinite(x)):
         bad = np.flatnonzero(~np.isfinite(np.asarray(x).ravel()))
         raise CouplingsError(f"{name} contains NaN or inf (first at flat index {int(bad[0])})")
+
+
+def _real(name: str, x) -> np.ndarray:
+    """``x`` as float64, refusing what numpy would convert silently or with a mere warning:
+    complex values (numpy drops the imaginary part, so a purely imaginary J would become a model
+    with no edges), text and other non-numbers."""
+    a = np.asarray(x)
+    if a.dtype.kind == "c":
+        raise CouplingsError(f"{name} is complex ({a.dtype}); couplings and fields must be real")
+    if a.dtype.kind not in "biuf":
+        if a.dtype.kind != "O" or any(isinstance(v, complex | str | bytes) for v in a.flat):
+            raise CouplingsError(f"{name} must hold real numbers, not {a.dtype} values")
+        try:
+            a = a.astype(np.float64)
+        except (TypeError, ValueError):
+            raise CouplingsError(f"{name} must hold real numbers") from None
+    return np.ascontiguousarray(a, dtype=np.float64)
+
+
+def _integers(name: str, x, dtype) -> np.ndarray:
+    """``x`` as an integer array of ``dtype``; refuses fractions and values that do not fit."""
+    a = np.asarray(x)
+    if a.dtype.kind not in "iu":
+        if a.dtype.kind not in "bf" or (a.size and not np.all(np.mod(a, 1) == 0)):
+            raise CouplingsError(f"{name} must hold integers, not {a.dtype} values")
+    info = np.iinfo(dtype)
+    if a.size and (a.min() < info.min or a.max() > info.max):
+        raise CouplingsError(f"{name} has values outside the range of {np.dtype(dtype).name}")
+    return np.ascontiguousarray(a, dtype=dtype)
+
+
+def _node(x, edge) -> int:
+    """A node index of an edge: an integer (or an integral float, as CSV readers give)."""
+    if isinstance(x, bool | np.bool_):
+        raise CouplingsError(f"edge {edge!r}: node {x!r} is not an integer")
+    try:
+        return operator.index(x)
+    except TypeError:
+        pass
+    if isinstance(x, float | np.floating) and float(x).is_integer():
+        return int(x)
+    raise CouplingsError(f"edge {edge!r}: node {x!r} is not an integer")
+
+
+def _weight(w, edge) -> float:
+    if isinstance(w, complex | np.complexfloating):
+        raise CouplingsError(f"edge {edge!r}: weight {w!r} is complex; couplings must be real")
+    if isinstance(w, str | bytes):
+        raise CouplingsError(f"edge {edge!r}: weight {w!r} is not a number")
+    try:
+        return float(w)
+    except (TypeError, ValueError):
+        raise CouplingsError(f"edge {edge!r}: weight {w!r} is not a number") from None
 
 
 def _check_beta(beta) -> float:
@@ -129,9 +183,9 @@ class Couplings:
         names: Sequence[str] | None = None,
         fixed_point: FixedPointSpec | None = None,
     ) -> None:
-        indptr = np.ascontiguousarray(indptr, dtype=np.int64)
-        indices = np.ascontiguousarray(indices, dtype=np.int32)
-        data = np.ascontiguousarray(data, dtype=np.float64)
+        indptr = _integers("indptr", indptr, np.int64)
+        indices = _integers("indices", indices, np.int32)
+        data = _real("J", data)
         if indptr.ndim != 1 or len(indptr) < 1 or indptr[0] != 0:
             raise CouplingsError("indptr must be a 1-D array starting at 0")
         n = len(indptr) - 1
@@ -151,10 +205,11 @@ class Couplings:
         if np.any(rows == indices):
             i = int(rows[rows == indices][0])
             raise CouplingsError(f"J has a diagonal entry J[{i},{i}]; the diagonal must be zero")
-        for i in range(n):  # sorted, unique columns per row
-            seg = indices[indptr[i] : indptr[i + 1]]
-            if len(seg) > 1 and np.any(np.diff(seg) <= 0):
-                raise CouplingsError(f"row {i}: column indices must be sorted and unique")
+        # sorted, unique columns per row: a step back or a repeat inside any row
+        unsorted = np.flatnonzero((rows[1:] == rows[:-1]) & (np.diff(indices) <= 0))
+        if len(unsorted):
+            i = int(rows[unsorted[0]])
+            raise CouplingsError(f"row {i}: column indices must be sorted and unique")
         # Symmetry: the transposed pattern and values must be identical.
         key = rows.astype(np.int64) * n + indices
         tkey = indices.astype(np.int64) * n + rows
@@ -170,7 +225,7 @@ class Couplings:
             raise CouplingsError(f"J is not symmetric: J[{i},{j}] != J[{j},{i}]")
         if h is None:
             h = np.zeros(n)
-        h = np.ascontiguousarray(h, dtype=np.float64)
+        h = _real("h", h)
         if h.shape != (n,):
             raise CouplingsError(f"h must have shape ({n},), not {h.shape}")
         _finite("h", h)
@@ -198,14 +253,28 @@ class Couplings:
             raise CouplingsError(f"coloring must have shape ({self.n},), not {c.shape}")
         if self.n and not np.issubdtype(c.dtype, np.integer):
             raise CouplingsError(f"coloring must hold integers, not {c.dtype}")
-        c = c.astype(np.int32)
         if self.n:
-            if c.min() < 0:
-                raise CouplingsError("coloring has a negative colour")
-            used = np.unique(c)
-            if len(used) != c.max() + 1:
-                missing = sorted(set(range(int(c.max()) + 1)) - set(used.tolist()))
-                raise CouplingsError(f"coloring must use colours 0..C-1; missing {missing}")
+            # Bounds first, on the values as given: every later step (the cast, the count of
+            # each colour) then needs memory proportional to n, never to the largest colour.
+            lo, hi = int(c.min()), int(c.max())
+            if lo < 0:
+                i = int(np.argmin(c))
+                raise CouplingsError(f"coloring has a negative colour {lo} (spin {i})")
+            if hi >= self.n:
+                i = int(np.argmax(c))
+                raise CouplingsError(
+                    f"coloring uses colour {hi} (spin {i}), but {self.n} spins need at most "
+                    f"colours 0..{self.n - 1}"
+                )
+            c = c.astype(np.int32)
+            missing = np.flatnonzero(np.bincount(c, minlength=hi + 1) == 0)
+            if len(missing):
+                shown = ", ".join(map(str, missing[:5].tolist()))
+                more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+                raise CouplingsError(
+                    f"coloring must use every colour 0..C-1; missing {shown}{more}"
+                )
+        c = c.astype(np.int32)
         rows = np.repeat(np.arange(self.n), np.diff(self._indptr))
         clash = np.flatnonzero(c[rows] == c[self._indices])
         if len(clash):
@@ -219,7 +288,7 @@ class Couplings:
     @classmethod
     def from_dense(cls, J, h=None, beta: float = 1.0, **kw) -> Couplings:
         """From a dense symmetric n x n matrix; zero entries are not edges."""
-        J = np.asarray(J, dtype=np.float64)
+        J = _real("J", J)
         if J.ndim != 2 or J.shape[0] != J.shape[1]:
             raise CouplingsError(f"J must be a square matrix, not shape {J.shape}")
         _finite("J", J)
@@ -258,7 +327,7 @@ class Couplings:
                 i, j, w = e
             except (TypeError, ValueError):
                 raise CouplingsError(f"edge {e!r} is not an (i, j, weight) triple") from None
-            i, j, w = int(i), int(j), float(w)
+            i, j, w = _node(i, e), _node(j, e), _weight(w, e)
             if not (0 <= i < n and 0 <= j < n):
                 raise CouplingsError(f"edge ({i}, {j}) has a node outside 0..{n - 1}")
             if i == j:

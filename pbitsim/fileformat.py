@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import struct
 from pathlib import Path
@@ -66,6 +67,17 @@ def encode(c: Couplings) -> bytes:
 
 
 def decode(blob: bytes, source: str = "<bytes>") -> Couplings:
+    """The :class:`Couplings` encoded in ``blob`` (the bytes of a ``.pbit`` file).
+
+    Every header field is checked for type and range before anything is allocated, and the
+    array sizes it implies must match the bytes present, so no file, however crafted (even with a
+    valid checksum), makes the reader allocate more than a small multiple of its own size.
+
+    Raises
+    ------
+    CouplingFileError
+        For every problem, with ``source`` and the field or check that failed in the message.
+    """
     if len(blob) < _PREFIX.size + 32:
         raise CouplingFileError(f"{source}: too short ({len(blob)} bytes) to be a .pbit file")
     magic, version, _reserved, hlen = _PREFIX.unpack_from(blob)
@@ -81,17 +93,30 @@ def decode(blob: bytes, source: str = "<bytes>") -> Couplings:
     body, digest = blob[:-32], blob[-32:]
     if hashlib.sha256(body).digest() != digest:
         raise CouplingFileError(f"{source}: checksum mismatch: the file is corrupted or truncated")
-    try:
-        header = json.loads(blob[_PREFIX.size : _PREFIX.size + hlen].decode("utf-8"))
-        n, m = int(header["n"]), int(header["n_edges"])
-    except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
-        raise CouplingFileError(f"{source}: unreadable header ({e})") from None
+    if _PREFIX.size + hlen > len(body):
+        raise CouplingFileError(
+            f"{source}: header length {hlen} runs past the end of the file ({len(blob)} bytes)"
+        )
+    header = _read_header(blob[_PREFIX.size : _PREFIX.size + hlen], source)
+    n = _header_int(header, "n", 1, source)
+    m = _header_int(header, "n_edges", 0, source)
     off = _PREFIX.size + hlen
     need = off + 8 * n + 4 * n + 4 * m + 4 * m + 8 * m
     if need != len(body):
         raise CouplingFileError(
             f"{source}: header says n={n}, {m} edges ({need} bytes) but body has {len(body)}"
         )
+    beta = _header_beta(header, source)
+    names = _header_names(header, n, source)
+    spec = _header_fixed_point(header, source)
+    stored = {}
+    for key in ("topology_fingerprint", "values_fingerprint", "fingerprint"):
+        value = header.get(key)
+        if not isinstance(value, str):
+            raise CouplingFileError(
+                f"{source}: header field {key!r} must be a hex string, not {_short(value)}"
+            )
+        stored[key] = value
 
     def take(dtype, count):
         nonlocal off
@@ -103,26 +128,96 @@ def decode(blob: bytes, source: str = "<bytes>") -> Couplings:
     ei, ej, ew = take("<u4", m), take("<u4", m), take("<f8", m)
     if m and (np.any(ei >= ej) or np.any(ej >= n)):
         raise CouplingFileError(f"{source}: edge list must have 0 <= i < j < n")
-    fp = header.get("fixed_point")
     weights = dict(zip(zip(ei.tolist(), ej.tolist()), ew.tolist()))
     if len(weights) != m:
         raise CouplingFileError(f"{source}: an edge is listed twice")
-    c = Couplings._from_upper(
-        n,
-        weights,
-        h.astype(np.float64),
-        header["beta"],
-        coloring=coloring.astype(np.int32),
-        names=header.get("names"),
-        fixed_point=FixedPointSpec.from_dict(fp) if fp else None,
-    )
-    for key in ("topology_fingerprint", "values_fingerprint", "fingerprint"):
-        if header.get(key) != getattr(c, key):
+    try:
+        c = Couplings._from_upper(
+            n,
+            weights,
+            h.astype(np.float64),
+            beta,
+            coloring=coloring.astype(np.int32),
+            names=names,
+            fixed_point=spec,
+        )
+    except CouplingFileError:
+        raise
+    except CouplingsError as e:  # the content is not a valid model: say which file
+        raise CouplingFileError(f"{source}: {e}") from None
+    for key, value in stored.items():
+        if value != getattr(c, key):
             raise CouplingFileError(
-                f"{source}: stored {key} {str(header.get(key))[:16]}... does not match the "
+                f"{source}: stored {key} {value[:16]}... does not match the "
                 f"content ({getattr(c, key)[:16]}...): the file was altered"
             )
     return c
+
+
+def _short(value) -> str:
+    """A field's value for an error message, cut to a readable length."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _read_header(raw: bytes, source: str) -> dict:
+    try:
+        header = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:
+        # ValueError covers JSONDecodeError and integers too long to convert
+        raise CouplingFileError(f"{source}: unreadable header ({_short(str(e))})") from None
+    if not isinstance(header, dict):
+        raise CouplingFileError(
+            f"{source}: the header must be a JSON object, not {type(header).__name__}"
+        )
+    return header
+
+
+def _header_int(header: dict, key: str, low: int, source: str) -> int:
+    if key not in header:
+        raise CouplingFileError(f"{source}: header has no {key!r}")
+    value = header[key]
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise CouplingFileError(
+            f"{source}: header field {key!r} must be an integer >= {low}, not {_short(value)}"
+        )
+    return value
+
+
+def _header_beta(header: dict, source: str) -> float:
+    if "beta" not in header:
+        raise CouplingFileError(f"{source}: header has no 'beta'")
+    beta = header["beta"]
+    if isinstance(beta, bool) or not isinstance(beta, int | float) or not 0 < beta < math.inf:
+        raise CouplingFileError(
+            f"{source}: header field 'beta' must be a finite number > 0, not {_short(beta)}"
+        )
+    return float(beta)
+
+
+def _header_names(header: dict, n: int, source: str) -> list[str] | None:
+    names = header.get("names")
+    if names is None:
+        return None
+    if not isinstance(names, list) or not all(isinstance(x, str) for x in names):
+        raise CouplingFileError(f"{source}: header field 'names' must be null or a list of strings")
+    if len(names) != n:
+        raise CouplingFileError(f"{source}: header has {len(names)} names for n={n} spins")
+    return names
+
+
+def _header_fixed_point(header: dict, source: str) -> FixedPointSpec | None:
+    fp = header.get("fixed_point")
+    if fp is None:
+        return None
+    if not isinstance(fp, dict):
+        raise CouplingFileError(
+            f"{source}: header field 'fixed_point' must be null or an object, not {_short(fp)}"
+        )
+    try:
+        return FixedPointSpec.from_dict(fp)
+    except (TypeError, ValueError) as e:
+        raise CouplingFileError(f"{source}: invalid 'fixed_point' ({_short(str(e))})") from None
 
 
 def save_couplings(c: Couplings, path) -> None:

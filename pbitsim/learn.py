@@ -33,6 +33,7 @@ __all__ = [
     "FullyVisibleBM",
     "TrainConfig",
     "EpochRecord",
+    "TrainingDiverged",
     "train",
 ]
 
@@ -214,6 +215,55 @@ class TrainConfig:
     seed: int = 0
     log_likelihood: str = "auto"  # "exact" | "pseudo" | "auto" (exact when n_hidden <= 20)
     measure_tau_steps: int = 400  # extra steps per epoch to estimate tau_int; 0 disables
+    # |weight| or |field| beyond which training counts as diverged: at beta |J| = 1000 every
+    # p-bit is frozen, so nothing is sampled or learnt any more
+    max_weight: float = 1000.0
+
+    def __post_init__(self) -> None:
+        def count(name, low):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < low:
+                raise ValueError(f"TrainConfig.{name} must be an integer >= {low}, not {v!r}")
+
+        def positive(name, allow_none=False):
+            v = getattr(self, name)
+            if v is None and allow_none:
+                return
+            if isinstance(v, bool) or not isinstance(v, int | float) or not 0 < v < np.inf:
+                raise ValueError(f"TrainConfig.{name} must be a finite number > 0, not {v!r}")
+
+        for name, low in (("epochs", 1), ("batch_size", 1), ("chains", 2), ("k", 1)):
+            count(name, low)
+        count("seed", 0)
+        count("measure_tau_steps", 0)
+        positive("lr")
+        positive("lr_final", allow_none=True)
+        positive("max_weight")
+        if not (isinstance(self.weight_decay, int | float) and 0 <= self.weight_decay < np.inf):
+            raise ValueError(f"TrainConfig.weight_decay must be >= 0, not {self.weight_decay!r}")
+        if self.log_likelihood not in ("exact", "pseudo", "auto"):
+            raise ValueError(
+                f"TrainConfig.log_likelihood must be 'exact', 'pseudo' or 'auto', not "
+                f"{self.log_likelihood!r}"
+            )
+
+
+class TrainingDiverged(RuntimeError):
+    """Training stopped because the weights diverged (non-finite, beyond ``max_weight``, or
+    outside the sampler's number range). The model was reset to, and the checkpoint directory
+    holds, the last good state: the end of the last completed epoch (or the start).
+
+    Attributes
+    ----------
+    epoch : int
+        The epoch (1-based) in which it happened.
+    history : list of EpochRecord
+        The completed epochs.
+    """
+
+    def __init__(self, message: str, epoch: int, history: list) -> None:
+        super().__init__(message)
+        self.epoch, self.history = epoch, history
 
 
 @dataclass
@@ -280,6 +330,11 @@ def train(
 
     Raises
     ------
+    TrainingDiverged
+        The weights became non-finite, exceeded ``config.max_weight`` or left the sampler's
+        number range (the hardware model's fixed point): the model is reset to the last good
+        state (the end of the last completed epoch, or the start), which is also what
+        ``checkpoint_dir`` holds, with the reason in ``history.json`` (``"stopped"``).
     ValueError
         Data of the wrong shape or values; a Runner whose rows are not ``config.chains``;
         ``sampler_options`` with a Runner.
@@ -344,6 +399,8 @@ def _train(model, data, runner, config, rng, checkpoint_dir, progress, callback)
     # disable=None lets tqdm decide (shown on a terminal, hidden in logs and CI)
     disable = None if progress is None else not progress
     bar = tqdm(total=config.epochs * batches, desc=f"train ({name})", disable=disable)
+    good = _snapshot(model)  # the last good state: the start, then each completed epoch
+    epoch = 0
     try:
         for epoch in range(config.epochs):
             lr = config.lr
@@ -356,7 +413,9 @@ def _train(model, data, runner, config, rng, checkpoint_dir, progress, callback)
                 pos = model.data_statistics(batch)
                 neg = model.model_statistics(chain, nv)
                 grads = [p - n.mean(axis=0) for p, n in zip(pos, neg)]
-                model.step(*grads, lr=lr, weight_decay=config.weight_decay)
+                with np.errstate(over="ignore", invalid="ignore"):
+                    model.step(*grads, lr=lr, weight_decay=config.weight_decay)
+                _check_weights(model, config.max_weight, lr)
                 bar.update()
             # Q of the last step: R per-chain estimates of the full gradient (weights, fields).
             est = np.concatenate([(p[None] - n).reshape(len(n), -1) for p, n in zip(pos, neg)], 1)
@@ -366,21 +425,66 @@ def _train(model, data, runner, config, rng, checkpoint_dir, progress, callback)
                 chain = _draw(runner, model.to_couplings(), config.measure_tau_steps, name)
                 tau, tau_m = _gradient_taus(chain, nv, integrated_time)
             ll, kind = _likelihood(model, data, config.log_likelihood, config.seed + epoch)
+            if not np.isfinite(ll):
+                raise _Diverged(f"the log-likelihood is {ll} (lr {lr:.3g})")
             rec = EpochRecord(epoch + 1, ll, kind, q.q, q.q_err, q.q_naive, tau, tau_m, name)
             history.append(rec)
             bar.set_postfix(ll=f"{ll:.3f}", Q=f"{q.q:.3g}")
             if checkpoint_dir is not None:
                 save_checkpoint(checkpoint_dir, model, config, history)
+            good = _snapshot(model)
             if callback is not None:
                 callback(rec, model)
+    except _Diverged as e:
+        _restore(model, good)
+        where = f"epoch {epoch + 1}"
+        message = (
+            f"training diverged in {where}: {e}; lower the learning rate (--lr). The model "
+            f"is back at the end of epoch {len(history)}"
+            if history
+            else f"training diverged in {where}: {e}; lower the learning rate (--lr). The model "
+            f"is back at its initial weights"
+        )
+        if checkpoint_dir is not None:
+            save_checkpoint(checkpoint_dir, model, config, history, stopped=message)
+            message += f", which is what {checkpoint_dir} holds"
+        raise TrainingDiverged(message, epoch + 1, history) from None
     finally:
         bar.close()
     return history
 
 
+class _Diverged(Exception):
+    """Internal: raised where divergence is seen, turned into TrainingDiverged by _train."""
+
+
+def _snapshot(model) -> dict:
+    return {k: np.array(v, copy=True) for k, v in dataclasses.asdict(model).items()}
+
+
+def _restore(model, snapshot: dict) -> None:
+    for k, v in snapshot.items():
+        setattr(model, k, v.copy())
+
+
+def _check_weights(model, max_weight: float, lr: float) -> None:
+    for k, v in dataclasses.asdict(model).items():
+        v = np.asarray(v)
+        if not np.all(np.isfinite(v)):
+            raise _Diverged(f"{k} became non-finite (lr {lr:.3g})")
+        big = float(np.abs(v).max()) if v.size else 0.0
+        if big > max_weight:
+            raise _Diverged(f"|{k}| reached {big:.3g} > max_weight {max_weight:g} (lr {lr:.3g})")
+
+
 def _draw(runner: Runner, couplings: Couplings, steps: int, name: str) -> np.ndarray:
     """Load the current weights into the persistent chains and run ``steps`` steps."""
-    runner.load(couplings)
+    from pbitsim.fixedpoint import FixedPointOverflowError
+
+    try:
+        runner.load(couplings)
+    except FixedPointOverflowError as e:  # the weights left the sampler's number range
+        raise _Diverged(f"the weights no longer fit sampler {name!r}: {e}") from None
     chain = runner.draw(steps)
     _check_ran(runner.fingerprint, couplings, name)
     return chain
@@ -411,17 +515,24 @@ def _gradient_taus(chain: np.ndarray, nv: int, integrated_time) -> tuple[float, 
     return float(np.nanmedian(taus)), float(np.nanmedian(tau_m))
 
 
-def save_checkpoint(directory, model, config: TrainConfig, history: list[EpochRecord]) -> None:
+def save_checkpoint(
+    directory, model, config: TrainConfig, history: list[EpochRecord], stopped: str | None = None
+) -> None:
+    """Write ``model.npz`` and ``history.json`` (with ``"stopped"``: why training stopped
+    early, when it did). Each file is written whole and then renamed into place, so an
+    interruption never leaves half a checkpoint."""
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
     arrays = {k: v for k, v in dataclasses.asdict(model).items()}
-    np.savez(d / "model.npz", kind=type(model).__name__, **arrays)
-    (d / "history.json").write_text(
-        json.dumps(
-            {"config": dataclasses.asdict(config), "epochs": [r.as_dict() for r in history]},
-            indent=1,
-        )
-    )
+    tmp = d / "model.tmp.npz"
+    np.savez(tmp, kind=type(model).__name__, **arrays)
+    tmp.replace(d / "model.npz")
+    meta = {"config": dataclasses.asdict(config), "epochs": [r.as_dict() for r in history]}
+    if stopped is not None:
+        meta["stopped"] = stopped
+    tmp = d / "history.json.tmp"
+    tmp.write_text(json.dumps(meta, indent=1))
+    tmp.replace(d / "history.json")
 
 
 def load_checkpoint(directory):

@@ -46,25 +46,33 @@ entry point ``name = module:Class`` names a :class:`Runner` subclass, imported o
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import secrets
 import sys
+import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from pbitsim.couplings import Couplings
-from pbitsim.samples import Samples, _base, _jsonable, info_path, write_metadata
+from pbitsim.samples import Samples, SampleStream, _base, _jsonable
 
 __all__ = [
     "Runner",
+    "RunTooLargeError",
     "register_method",
     "methods",
     "get_method",
     "open_runner",
     "sample",
+    "available_memory",
+    "watch_compilation",
+    "CompileTime",
     "METHODS_GROUP",
 ]
 
@@ -102,6 +110,10 @@ class Runner(ABC):
 
     #: what one unit of ``sweeps`` means for this method (e.g. "sweep", "chromatic step", "cycle")
     step_unit = "sweep"
+    #: bytes of chain state per spin per row that opening a runner allocates, for the memory
+    #: check of :func:`sample` before it opens one (spins, fields, random streams: a generous
+    #: figure for the Numba kernels; a board's runner holds its chains on the board)
+    state_bytes_per_spin: int = 24
     #: the name the class is registered under (set by :func:`register_method` / entry points)
     method_name: str | None = None
     closed: bool = False
@@ -495,6 +507,12 @@ def sample(
         runner's, or arguments that belong to the runner.
     TypeError
         ``couplings`` is not a :class:`Couplings`.
+    RunTooLargeError
+        The draws (and chains) would not fit in the memory available (or, with ``out``, on the
+        disk): checked before anything is allocated; the message gives the sizes and what to
+        lower.
+    FileNotFoundError
+        ``out`` is in a folder that does not exist (checked before the run starts).
     RuntimeError
         The Runner given is closed.
     """
@@ -508,12 +526,21 @@ def sample(
     if chunk_draws is not None:
         chunk_draws = _count("chunk_draws", chunk_draws, 1)
 
+    if out is not None:
+        _check_out(out)
+
     if isinstance(method, Runner):
         runner, owned = method, False
         _check_given_runner(runner, couplings, replicas, seed, beta, options)
         name, seed = runner.method_name or type(runner).__name__, runner.seed
     else:
         replicas = 1 if replicas is None else replicas
+        # before the runner allocates its chains: refuse a run that cannot fit, with its size
+        rows = _count("replicas", replicas, 1) * _rungs(options.get("betas"))
+        per_spin = (
+            getattr(get_method(method), "state_bytes_per_spin", 0) if isinstance(method, str) else 0
+        )
+        check_room(rows, sweeps // thin, couplings.n, out, state=rows * couplings.n * per_spin)
         runner = open_runner(couplings, method, replicas, seed, beta=beta, **options)
         owned, name, seed = True, method, runner.seed
     try:
@@ -549,31 +576,8 @@ def _run(runner, name, seed, sweeps, burn_in, thin, out, progress, chunk_draws, 
     couplings = runner.couplings
     runner.begin(burn_in + sweeps)
     rows, n, draws = runner.output_replicas, couplings.n, sweeps // thin
+    check_room(rows, draws, n, out)  # the runner's own row count (parallel tempering: rungs)
     chunk = min(draws, chunk_draws or max(1, _CHUNK_BYTES // max(1, rows * n)))
-    base = None if out is None else _base(out)
-    spins = _allocate(base and base.with_suffix(".npy"), (rows, draws, n), np.int8)
-    extra: dict[str, np.ndarray] = {}
-
-    from tqdm.auto import tqdm
-
-    if progress is None:
-        progress = sys.stderr.isatty() and rows * n * (burn_in + sweeps) > _LONG_RUN
-    with tqdm(total=burn_in + sweeps, unit="step", disable=not progress, leave=False) as bar:
-        for done in range(0, burn_in, chunk * thin):
-            k = min(chunk * thin, burn_in - done)
-            runner.advance(k)
-            bar.update(k)
-        for d0 in range(0, draws, chunk):
-            k = min(chunk, draws - d0)
-            spins[:, d0 : d0 + k] = runner.draw(k, thin)
-            for key, a in runner.draw_info().items():
-                if key not in extra:
-                    path = base and info_path(base, key)
-                    extra[key] = _allocate(path, (a.shape[0], draws, *a.shape[2:]), a.dtype)
-                extra[key][:, d0 : d0 + k] = a
-            bar.update(k * thin)
-
-    info = runner.info()
     settings = {
         "method": name,
         "sweeps": sweeps,
@@ -588,25 +592,248 @@ def _run(runner, name, seed, sweeps, burn_in, thin, out, progress, chunk_draws, 
         # False: the draws continue chains that ran before this call (a Runner was passed)
         "fresh_runner": fresh,
     }
-    if base is not None:  # hand back read-only views of the finished files
-        spins.flush()
-        spins = np.load(base.with_suffix(".npy"), mmap_mode="r")
-        for key, a in extra.items():
-            a.flush()
-            extra[key] = np.load(info_path(base, key), mmap_mode="r")
-    info.update(extra)
-    samples = Samples(
+    header = {
+        "fingerprint": runner.fingerprint,
+        "topology_fingerprint": couplings.topology_fingerprint,
+        "method": name,
+        "seed": seed,
+        "settings": settings,
+    }
+
+    from tqdm.auto import tqdm
+
+    if progress is None:
+        progress = sys.stderr.isatty() and rows * n * (burn_in + sweeps) > _LONG_RUN
+    stream = None if out is None else SampleStream(out, (rows, draws, n), header)
+    spins = np.empty((rows, draws, n), np.int8) if stream is None else None
+    extra: dict[str, np.ndarray] = {}
+    with contextlib.ExitStack() as stack:
+        if stream is not None:  # an interruption leaves files that say how far the run got
+            stack.enter_context(stream)
+        bar = stack.enter_context(
+            tqdm(total=burn_in + sweeps, unit="step", disable=not progress, leave=False)
+        )
+        for done in range(0, burn_in, chunk * thin):
+            k = min(chunk * thin, burn_in - done)
+            runner.advance(k)
+            bar.update(k)
+        for d0 in range(0, draws, chunk):
+            k = min(chunk, draws - d0)
+            block = runner.draw(k, thin)
+            info = runner.draw_info()
+            if stream is not None:
+                stream.write(block, info)
+            else:
+                spins[:, d0 : d0 + k] = block
+                for key, a in info.items():
+                    if key not in extra:
+                        extra[key] = np.empty((a.shape[0], draws, *a.shape[2:]), a.dtype)
+                    extra[key][:, d0 : d0 + k] = a
+            bar.update(k * thin)
+        if stream is not None:  # hand back read-only views of the finished files
+            run_info = runner.info()
+            samples = stream.finish(run_info)
+            # the run's values as the runner gave them (JSON turned tuples into lists)
+            samples.info = {**samples.info, **run_info}
+            samples.settings = settings
+            return samples
+    return Samples(
         spins=spins,
-        fingerprint=runner.fingerprint,
-        topology_fingerprint=couplings.topology_fingerprint,
+        fingerprint=header["fingerprint"],
+        topology_fingerprint=header["topology_fingerprint"],
         method=name,
         seed=seed,
         settings=settings,
-        info=info,
+        info={**runner.info(), **extra},
     )
-    if base is not None:
-        write_metadata(base, samples.metadata(base))
-    return samples
+
+
+# -- room for a run ------------------------------------------------------------------------------
+
+
+class RunTooLargeError(ValueError):
+    """A run whose draws (or chains) would not fit in memory or on disk; raised before anything
+    is allocated.
+
+    Attributes
+    ----------
+    needed, available : int
+        Bytes.
+    where : str
+        ``"memory"`` or ``"disk"``.
+    """
+
+    def __init__(self, message: str, needed: int, available: int, where: str) -> None:
+        super().__init__(message)
+        self.needed, self.available, self.where = needed, available, where
+
+    def __reduce__(self):  # picklable (e.g. from a worker process) despite the signature
+        return type(self), (str(self), self.needed, self.available, self.where)
+
+
+#: bytes of per-draw info per row and draw that a method may add (energies float64, the PT
+#: walker index int32), counted with the spins
+_INFO_BYTES_PER_DRAW = 12
+#: share of the available memory (or disk) a run may plan to use
+_ROOM_SHARE = 0.9
+
+
+def _size(b: float) -> str:
+    for unit, scale in (("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if b >= scale:
+            return f"{b / scale:.3g} {unit}"
+    return f"{int(b)} bytes"
+
+
+def available_memory() -> int | None:
+    """Bytes this process can still allocate: the least of the machine's available memory, the
+    container's (cgroup v2) limit and the address-space limit (``ulimit -v``); None when none of
+    them can be read."""
+    found: list[int] = []
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    found.append(int(line.split()[1]) * 1024)
+    except (OSError, ValueError, IndexError):
+        try:
+            found.append(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+        except (ValueError, OSError, AttributeError):
+            pass
+    try:
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        if limit != "max":
+            used = int(Path("/sys/fs/cgroup/memory.current").read_text())
+            found.append(max(0, int(limit) - used))
+    except (OSError, ValueError):
+        pass
+    try:
+        import resource
+
+        soft = resource.getrlimit(resource.RLIMIT_AS)[0]
+        if soft != resource.RLIM_INFINITY:
+            pages = int(Path("/proc/self/statm").read_text().split()[0])
+            found.append(max(0, soft - pages * os.sysconf("SC_PAGE_SIZE")))
+    except (ImportError, OSError, ValueError, IndexError):
+        pass
+    return min(found) if found else None
+
+
+def check_room(rows: int, draws: int, n: int, out=None, state: int = 0) -> None:
+    """Refuse (:class:`RunTooLargeError`) a run of ``rows`` x ``draws`` x ``n`` spins that would
+    not fit: in memory (plus ``state`` bytes of chains), or on disk when streamed to ``out``.
+
+    A streamed run holds one chunk in memory (about 64 MiB, at least one draw of every row).
+    """
+    samples = rows * draws * (n + _INFO_BYTES_PER_DRAW)
+    shape = f"{rows} rows x {draws} draws x {n} spins"
+    lower = "lower sweeps or replicas, or raise thin (--sweeps, --replicas, --thin)"
+    if out is None:
+        needed = samples + state
+        what = f"{_size(samples)} of samples ({shape}, int8 plus energies)"
+    else:
+        needed = state + 2 * max(_CHUNK_BYTES, rows * (n + _INFO_BYTES_PER_DRAW))
+        what = f"{_size(needed)} for the chains and one chunk of draws"
+    if state:
+        what += f" and {_size(state)} of chain state"
+    free = available_memory()
+    if free is not None and needed > _ROOM_SHARE * free:
+        if out is None and state <= _ROOM_SHARE * free:
+            hint = f"stream the draws to disk with out= (--out), or {lower}"
+        else:  # the chains themselves do not fit
+            hint = "lower replicas (--replicas)"
+        raise RunTooLargeError(
+            f"this run needs {what}: more than the {_size(free)} of memory available; {hint}",
+            needed,
+            free,
+            "memory",
+        )
+    if out is not None:
+        import shutil
+
+        folder = _base(out).parent
+        disk = shutil.disk_usage(folder).free
+        if samples > _ROOM_SHARE * disk:
+            raise RunTooLargeError(
+                f"streaming this run to {folder} needs {_size(samples)} ({shape}, int8 plus "
+                f"energies), more than the {_size(disk)} free there; {lower}",
+                samples,
+                disk,
+                "disk",
+            )
+
+
+def _rungs(betas) -> int:
+    """Rows per replica: the parallel-tempering ladder's length (1 without one)."""
+    if betas is None:
+        return 1
+    try:
+        return max(1, len(betas))
+    except TypeError:
+        return 1  # not a ladder: the runner's own check says so
+
+
+def _check_out(out) -> None:
+    folder = _base(out).parent
+    if not folder.is_dir():
+        raise FileNotFoundError(f"out={str(out)!r}: the folder {folder} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise PermissionError(f"out={str(out)!r}: the folder {folder} is not writable")
+
+
+# -- compilation -----------------------------------------------------------------------------
+
+
+@dataclass
+class CompileTime:
+    """What :func:`watch_compilation` saw: seconds spent compiling (outermost compilations
+    only, so nested ones are not counted twice) and how many functions were compiled."""
+
+    seconds: float = 0.0
+    functions: int = 0
+
+
+@contextlib.contextmanager
+def watch_compilation(on_start: Callable[[], None] | None = None) -> Iterator[CompileTime]:
+    """Time Numba compilation inside the ``with`` block.
+
+    Numba compiles a kernel the first time it is called with new argument types and keeps the
+    result in its on-disk cache; a later process loads it instead (no compilation, nothing
+    reported here). ``on_start`` is called once, when the first compilation starts, so a program
+    can say that it is compiling rather than sampling. Without Numba installed this reports 0.
+
+    Examples
+    --------
+    >>> with watch_compilation(lambda: print("compiling ...")) as compiled:  # doctest: +SKIP
+    ...     s = pbitsim.sample(c, 1000)
+    >>> compiled.seconds  # doctest: +SKIP
+    """
+    result = CompileTime()
+    try:
+        from numba.core import event
+    except ImportError:
+        yield result
+        return
+
+    class _Listener(event.Listener):
+        depth = 0
+        started = 0.0
+
+        def on_start(self, ev) -> None:
+            if self.depth == 0:
+                if result.functions == 0 and on_start is not None:
+                    on_start()
+                self.started = time.perf_counter()
+            self.depth += 1
+            result.functions += 1
+
+        def on_end(self, ev) -> None:
+            self.depth -= 1
+            if self.depth == 0:
+                result.seconds += time.perf_counter() - self.started
+
+    with event.install_listener("numba:compile", _Listener()):
+        yield result
 
 
 def _recorded(value):
@@ -624,12 +851,3 @@ def _recorded(value):
     except (TypeError, ValueError):
         return repr(value)
     return value
-
-
-def _allocate(path: Path | None, shape: tuple, dtype) -> np.ndarray:
-    """An array in memory, or a .npy file mapped into memory when a path is given."""
-    if path is None:
-        return np.empty(shape, dtype)
-    from numpy.lib.format import open_memmap
-
-    return open_memmap(path, mode="w+", dtype=dtype, shape=shape)

@@ -68,7 +68,10 @@ def test_diagnose_pt(files):
 def test_diagnose_refuses_other_model(files):
     res = run("diagnose", files / "run", "--model", files / "other.pbit")
     assert res.exit_code != 0
-    assert "drawn from couplings" in res.output and "allow_mismatch" in res.output
+    assert res.exit_code == 1
+    # the CLI names its own flag, not the Python keyword
+    assert "drawn from couplings" in res.output and "pass --allow-mismatch" in res.output
+    assert "allow_mismatch=True" not in res.output
     res = run("diagnose", files / "run", "--model", files / "other.pbit", "--allow-mismatch")
     assert res.exit_code == 0, res.output
     assert "warning: samples' couplings fingerprint differs" in res.output
@@ -90,3 +93,20 @@ def test_diagnose_short_chain_is_flagged():
 def test_listed_in_help():
     res = run("--help")
     assert "diagnose" in res.output
+
+
+def test_diagnose_an_interrupted_run(files, tmp_path):
+    """The draws an interrupted run wrote are diagnosed, with a warning saying how many."""
+    import pbitsim
+    from pbitsim.samples import SampleStream
+
+    s = pbitsim.load_samples(files / "run")
+    header = {k: getattr(s, k) for k in ("fingerprint", "topology_fingerprint", "method", "seed")}
+    header["settings"] = {**s.settings, "draws": 3000}
+    stream = SampleStream(tmp_path / "cut", (8, 3000, 6), header)
+    stream.write(np.asarray(s.spins[:, :1200]))
+    stream.note()  # what the periodic note does; then the process "dies"
+    res = run("diagnose", tmp_path / "cut", "--model", files / "model.pbit")
+    assert res.exit_code == 0, res.output
+    assert "warning: the run was interrupted: 1200 of 3000 draws were written" in res.output
+    assert "tau_int" in res.output

@@ -107,7 +107,7 @@ def test_sample_pbit_file_with_options(tmp_path):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["nonsense", "--sweeps", 5], "neither an existing .pbit file nor a model spec"),
+        (["nonsense", "--sweeps", 5], "neither an existing model file .* nor a model spec"),
         (["lattice:4x", "--sweeps", 5], "bad size"),
         (["lattice:4", "--sweeps", 5, "--method", "gibbs"], "available: .*chromatic"),
         (["lattice:4", "--sweeps", 5, "--thin", 2], "multiple of thin"),
@@ -128,9 +128,25 @@ def test_help(command):
     assert command in invoke("--help").output
 
 
-def test_demo(tmp_path):
+def test_demo(tmp_path, monkeypatch):
+    from matplotlib.figure import Figure
+
+    figures = []
+    save = Figure.savefig
+    monkeypatch.setattr(
+        Figure, "savefig", lambda fig, *a, **k: figures.append(fig) or save(fig, *a, **k)
+    )
     png = tmp_path / "demo.png"
     r = invoke("demo", "--out", png, "--sweeps", 4000, "--replicas", 8)
     assert r.exit_code == 0, r.output
     assert "OK, every moment within 5 SE" in r.output and "KL(sampled || exact)" in r.output
+    assert re.search(r"\(8000 draws, seed 0\) in [\d.]+ s", r.output)
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # the plot shows the scatter expected from the sample size: a band around sampled = exact
+    (ax,) = figures[0].axes
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "+-2 sd of 8000 independent draws" in labels
+    band = ax.collections[0].get_paths()[0].vertices
+    x, y = band[:, 0], band[:, 1]
+    inside = (x > 0.01) & (x < 0.5)
+    assert np.all(np.abs(y[inside] - x[inside]) <= 2 * np.sqrt(x[inside] / 8000) + 1e-12)

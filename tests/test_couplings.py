@@ -287,3 +287,28 @@ def test_fingerprint_known_value():
     assert c.topology_fingerprint == t.hex()
     assert c.values_fingerprint == v.hex()
     assert c.fingerprint == hashlib.sha256(b"pbitsim-couplings-v1\0" + t + v).hexdigest()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (dict(indptr=[0, 1.5, 2], indices=[1, 0], data=[1, 1]), "indptr must hold integers"),
+        (dict(indptr=[0, 1, 2], indices=[1, 2**40], data=[1, 1]), "indices has values outside"),
+        (dict(indptr=[0, 1, 2], indices=[1, 0], data=[1j, 1j]), "J is complex"),
+        (dict(indptr=[0, 1, 2], indices=[1, 0], data=[1, 1], h=["a", "b"]), "h must hold real"),
+        (dict(indptr=[0, 1, 2], indices=[1, 0], data=[1, 1], coloring=[0, 2]), "colour 2"),
+        (dict(indptr=[0, 1, 2], indices=[1, 0], data=[1, 1], coloring=[-5, 0]), "negative"),
+    ],
+)
+def test_constructor_refuses_what_numpy_would_convert(kwargs, message):
+    """Fractions, out-of-range indices, complex or text values and colours beyond 0..n-1 are
+    refused with the field named, instead of being truncated, wrapped or dropped."""
+    with pytest.raises(CouplingsError, match=message):
+        Couplings(**kwargs)
+
+
+def test_colour_bound_costs_nothing_for_a_huge_colour():
+    """The largest colour is bounded by n before anything is sized by it."""
+    c = Couplings.from_edges(3, [(0, 1, 1.0)])
+    with pytest.raises(CouplingsError, match=r"colour 2147483647 \(spin 2\)"):
+        c.replace(coloring=np.array([0, 1, 2**31 - 1]))

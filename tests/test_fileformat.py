@@ -125,3 +125,66 @@ def test_invalid_colouring_in_file_is_rejected(model):
 def test_missing_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         pbitsim.load(tmp_path / "nope.pbit")
+
+
+def _edit_header(model, edit) -> bytes:
+    """The model's file with ``edit(header)`` applied to its header, resealed."""
+    blob = encode(model)[:-32]
+    hlen = struct.unpack_from("<I", blob, 12)[0]
+    header = json.loads(blob[16 : 16 + hlen])
+    edit(header)
+    hb = json.dumps(header).encode()
+    return reseal(blob[:12] + struct.pack("<I", len(hb)) + hb + blob[16 + hlen :])
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda h: h.pop("beta"), r"header has no 'beta'"),
+        (lambda h: h.update(beta=0), r"'beta' must be a finite number > 0, not 0"),
+        (lambda h: h.update(beta="1"), r"'beta' must be a finite number > 0, not '1'"),
+        (lambda h: h.update(beta=True), r"'beta' must be a finite number > 0, not True"),
+        (lambda h: h.pop("n"), r"header has no 'n'"),
+        (lambda h: h.update(n=7.0), r"'n' must be an integer >= 1, not 7.0"),
+        (lambda h: h.update(n=True), r"'n' must be an integer >= 1, not True"),
+        (lambda h: h.update(n=-1), r"'n' must be an integer >= 1, not -1"),
+        (lambda h: h.update(n_edges=-2), r"'n_edges' must be an integer >= 0"),
+        (lambda h: h.update(n=10**30), r"header says n=10+, .* but body has"),
+        (lambda h: h.update(names="abcdefg"), r"'names' must be null or a list of strings"),
+        (lambda h: h.update(names=[1] * 7), r"'names' must be null or a list of strings"),
+        (lambda h: h.update(names=["a"] * 3), r"3 names for n=7 spins"),
+        (lambda h: h.update(names=["a"] * 7), r"node names must be unique"),
+        (lambda h: h.update(fixed_point=[1]), r"'fixed_point' must be null or an object"),
+        (lambda h: h.update(fixed_point={"bits": 3}), r"invalid 'fixed_point' .*unknown"),
+        (lambda h: h.update(fixed_point={"weight_bits": 99}), r"invalid 'fixed_point'"),
+        (lambda h: h.update(fingerprint=5), r"'fingerprint' must be a hex string, not 5"),
+    ],
+)
+def test_every_header_field_is_checked(model, edit, message):
+    """Each field is checked for type and range before anything is allocated, and the error
+    names the file and the field."""
+    with pytest.raises(CouplingFileError, match="^m.pbit: .*" + message) as err:
+        decode(_edit_header(model, edit), "m.pbit")
+    assert len(str(err.value)) < 300
+
+
+def test_header_that_is_not_an_object_or_runs_past_the_end(model):
+    blob = encode(model)[:-32]
+    hlen = struct.unpack_from("<I", blob, 12)[0]
+    as_list = b"[1, 2, 3]".ljust(hlen)
+    with pytest.raises(CouplingFileError, match="header must be a JSON object, not list"):
+        decode(reseal(blob[:16] + as_list + blob[16 + hlen :]), "m.pbit")
+    too_long = blob[:12] + struct.pack("<I", 2**32 - 1) + blob[16:]
+    with pytest.raises(CouplingFileError, match="header length 4294967295 runs past the end"):
+        decode(reseal(too_long), "m.pbit")
+    deep = blob[:12] + struct.pack("<I", 200_000) + b"[" * 100_000 + b"]" * 100_000
+    with pytest.raises(CouplingFileError, match="unreadable header"):
+        decode(reseal(deep + blob[16 + hlen :]), "m.pbit")
+
+
+def test_invalid_content_is_a_file_error_naming_the_file(model):
+    """A model the constructor refuses (here a NaN weight) is reported as the file's fault."""
+    blob = bytearray(encode(model)[:-32])
+    struct.pack_into("<d", blob, len(blob) - 8, float("nan"))
+    with pytest.raises(CouplingFileError, match="^m.pbit: J contains NaN"):
+        decode(reseal(bytes(blob)), "m.pbit")

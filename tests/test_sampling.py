@@ -258,3 +258,104 @@ def test_initial_state_is_used():
         assert s.settings["runner"]["initial"] == init.tolist()
     one = pbitsim.sample(c, 1, replicas=3, seed=1, initial=-np.ones(c.n, np.int8))
     assert np.all(one.spins == -1)
+
+
+# -- interrupted streamed runs: the one mechanism ------------------------------------------------
+
+
+def _stop_after(monkeypatch, calls: int, error: type[BaseException]) -> None:
+    """Make the chromatic runner fail on its ``calls + 1``-th draw."""
+    from pbitsim.sim import gibbs
+
+    real, seen = gibbs.ChromaticRunner.draw, []
+
+    def draw(self, k, thin=1):
+        if len(seen) == calls:
+            raise error("stopped")
+        seen.append(k)
+        return real(self, k, thin)
+
+    monkeypatch.setattr(gibbs.ChromaticRunner, "draw", draw)
+
+
+@pytest.mark.parametrize("error", [OSError, KeyboardInterrupt])
+def test_interrupted_streamed_run_says_how_far_it_got(monkeypatch, c, tmp_path, error):
+    """An exception or Ctrl-C mid-run leaves the draws written so far, marked complete: false
+    with their count; load_samples reads exactly those draws."""
+    kw = dict(replicas=3, thin=2, seed=5, chunk_draws=4)
+    full = pbitsim.sample(c, 40, **kw)
+    _stop_after(monkeypatch, 3, error)
+    with pytest.raises(error, match="stopped"):
+        pbitsim.sample(c, 40, out=tmp_path / "run", **kw)
+    meta = json.loads((tmp_path / "run.json").read_text())
+    assert meta["complete"] is False and meta["draws_written"] == 12
+    assert meta["shape"] == [3, 20, c.n] and meta["settings"]["draws"] == 20
+    back = pbitsim.load_samples(tmp_path / "run")
+    assert not back.complete and back.draws == 12
+    np.testing.assert_array_equal(back.spins, full.spins[:, :12])
+    np.testing.assert_array_equal(back.info["energies"], full.info["energies"][:, :12])
+
+
+def test_complete_run_is_marked_complete(c, tmp_path):
+    s = pbitsim.sample(c, 10, replicas=2, seed=1, out=tmp_path / "run")
+    meta = json.loads((tmp_path / "run.json").read_text())
+    assert meta["complete"] is True and meta["draws_written"] == 10 and s.complete
+    assert pbitsim.load_samples(tmp_path / "run").complete
+
+
+def test_sample_stream_notes_progress_while_running(c, tmp_path):
+    """A killed process cannot write a last note: the metadata on disk is kept current while
+    draws arrive (at most note_every seconds old), and never counts a draw not yet on disk."""
+    from pbitsim.samples import SampleStream
+
+    header = {"fingerprint": c.fingerprint, "topology_fingerprint": c.topology_fingerprint}
+    header.update(method="board", seed=1, settings={"draws": 6})
+    block = np.ones((2, 2, c.n), np.int8)
+    stream = SampleStream(tmp_path / "b", (2, 6, c.n), header, note_every=0.0)
+    assert json.loads((tmp_path / "b.json").read_text())["draws_written"] == 0
+    stream.write(block, {"energies": np.zeros((2, 2))})
+    stream.write(-block, {"energies": np.ones((2, 2))})
+    # no finish, no with block: as if the process had been killed here
+    back = pbitsim.load_samples(tmp_path / "b")
+    assert not back.complete and back.draws == 4 and back.info["energies"].shape == (2, 4)
+    np.testing.assert_array_equal(back.spins[:, 2:], -block)
+    stream.write(block, {"energies": np.zeros((2, 2))})
+    done = stream.finish({"note": "ok"})
+    assert done.complete and done.draws == 6 and done.info["note"] == "ok"
+    with pytest.raises(ValueError, match="exceed the 6 planned"):
+        stream.write(block)
+
+
+def test_sample_stream_refuses_an_unfinished_finish(c, tmp_path):
+    from pbitsim.samples import SampleStream
+
+    header = {"fingerprint": c.fingerprint, "topology_fingerprint": c.topology_fingerprint}
+    with SampleStream(tmp_path / "b", (1, 3, c.n), {**header, "method": "x"}) as stream:
+        stream.write(np.ones((1, 1, c.n), np.int8))
+        with pytest.raises(ValueError, match="only 1 of 3 planned draws"):
+            stream.finish()
+    assert pbitsim.load_samples(tmp_path / "b").draws == 1
+
+
+def test_out_in_a_missing_folder_fails_before_the_run(c, tmp_path):
+    with pytest.raises(FileNotFoundError, match="folder .*missing does not exist"):
+        pbitsim.sample(c, 10, out=tmp_path / "missing" / "run")
+
+
+# -- compilation ---------------------------------------------------------------------------------
+
+
+def test_watch_compilation_times_what_numba_compiles():
+    import numba
+
+    from pbitsim.sampling import watch_compilation
+
+    started = []
+    with watch_compilation(lambda: started.append(1)) as compiled:
+        f = numba.njit(lambda x: x * 2)
+        assert f(3) == 6
+        assert f(4.0) == 8.0  # a second specialisation: counted, announced once
+    assert started == [1] and compiled.functions >= 2 and compiled.seconds > 0
+    with watch_compilation(lambda: started.append(2)) as again:
+        f(5)  # compiled already: nothing to report
+    assert started == [1] and again.functions == 0 and again.seconds == 0

@@ -33,6 +33,11 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
         "sample",
         "Sample a .pbit file or built-in model with any method; stream the samples to disk.",
     ),
+    "make": (
+        "pbitsim.cli.make",
+        "make",
+        "Write a .pbit file from a built-in spec, a matrix, an edge list, a BQM or a graph.",
+    ),
     "train": (
         "pbitsim.cli.train",
         "train",

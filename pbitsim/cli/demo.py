@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import click
 
 #: a 12-spin frustrated spin glass (Gaussian couplings on half the pairs) with random fields
@@ -15,48 +13,72 @@ DEMO_SPEC = "glass:12,p=0.5,field=0.5,seed=1,beta=0.7"
     "--out",
     default="pbitsim-demo.png",
     show_default=True,
-    type=click.Path(),
+    type=click.Path(dir_okay=False),
     help="PNG of sampled vs exact state probabilities.",
 )
-@click.option("--sweeps", default=20000, show_default=True, help="Chromatic steps per chain.")
-@click.option("--replicas", default=16, show_default=True, help="Independent chains.")
-@click.option("--thin", default=4, show_default=True, help="Record every thin-th step.")
-@click.option("--seed", default=0, show_default=True)
+@click.option(
+    "--sweeps",
+    type=click.IntRange(min=1),
+    default=20000,
+    show_default=True,
+    help="Chromatic steps per chain (rounded down to a multiple of --thin).",
+)
+@click.option(
+    "--replicas",
+    type=click.IntRange(min=2),
+    default=16,
+    show_default=True,
+    help="Independent chains (at least 2: the error bars come from their spread).",
+)
+@click.option(
+    "--thin",
+    type=click.IntRange(min=1),
+    default=4,
+    show_default=True,
+    help="Record every thin-th step.",
+)
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 def demo(out, sweeps, replicas, thin, seed):
     """Sample a 12-spin frustrated spin glass with fields using the chromatic p-bit sampler and
     compare with exact enumeration: <s_i>, the strongest <s_i s_j>, the KL divergence of the
     sampled state histogram against its expected finite-sample size, and a PNG of sampled vs
-    exact state probabilities. Exits with status 1 if a moment is off by more than 5 standard
-    errors."""
+    exact state probabilities with the scatter expected from the sample size. Exits with status
+    1 if a moment is off by more than 5 standard errors."""
     import numpy as np
 
-    import pbitsim
     from pbitsim import exact, models
+    from pbitsim.cli.checks import out_file
+    from pbitsim.cli.sample import run_sample, timing
     from pbitsim.plots import _plt
 
+    out_file(out, "--out", image=True)
+    if sweeps < thin:
+        raise click.BadParameter(
+            f"{sweeps} is fewer than one draw every --thin {thin} steps", param_hint="--sweeps"
+        )
     c = models.from_spec(DEMO_SPEC)
     sweeps -= sweeps % thin
-    t0 = time.perf_counter()
-    s = pbitsim.sample(
+    s, seconds, compiled = run_sample(
         c, sweeps, method="chromatic", replicas=replicas, burn_in=100, thin=thin, seed=seed
     )
-    seconds = time.perf_counter() - t0
-    spins = s.spins.astype(np.float64)
+    spins = s.spins
     n_draws = spins.shape[0] * spins.shape[1]
     click.echo(f"model    {DEMO_SPEC}: {c.n} spins, {c.n_edges} couplings, {c.n_colors} colours")
     click.echo(
         f"sampled  {replicas} chains x {sweeps} chromatic steps, every {thin}th kept "
-        f"({n_draws} draws, seed {seed}) in {seconds:.2f} s"
+        f"({n_draws} draws, seed {seed}) in {timing(seconds, compiled)}"
     )
 
     m_exact, C_exact = exact.exact_moments(c)
     # Standard errors from the spread of the independent chains' means (batch means).
-    m_rep = spins.mean(axis=1)
+    m_rep = spins.mean(axis=1, dtype=np.float64)
     m_s, m_se = m_rep.mean(axis=0), m_rep.std(axis=0, ddof=1) / np.sqrt(replicas)
     i_e, j_e, w_e = c.edges()
     top = np.argsort(-np.abs(w_e))[:6]
     pairs = list(zip(i_e[top].tolist(), j_e[top].tolist()))
-    c_rep = np.stack([(spins[:, :, i] * spins[:, :, j]).mean(axis=1) for i, j in pairs], 1)
+    c_rep = np.stack(
+        [(spins[:, :, i] * spins[:, :, j]).mean(axis=1, dtype=np.float64) for i, j in pairs], 1
+    )
     c_s, c_se = c_rep.mean(axis=0), c_rep.std(axis=0, ddof=1) / np.sqrt(replicas)
     c_exact = np.array([C_exact[i, j] for i, j in pairs])
 
@@ -89,9 +111,23 @@ def demo(out, sweeps, replicas, thin, seed):
     plt = _plt()
     fig, ax = plt.subplots(figsize=(5.5, 5))
     seen = p_s > 0
-    ax.loglog(p[seen], p_s[seen], ".", ms=3, alpha=0.6, label="states seen")
     lo = max(p[seen].min(), 0.5 / n_draws)
+    # Where the frequencies of N independent exact draws fall (+-2 binomial standard deviations
+    # around p): points inside the band are within sampling noise of the exact probability.
+    grid = np.geomspace(lo, 1, 200)
+    half = 2 * np.sqrt(grid * (1 - grid) / n_draws)
+    ax.fill_between(
+        grid,
+        np.maximum(grid - half, lo / 2),
+        grid + half,
+        color="tab:blue",
+        alpha=0.15,
+        lw=0,
+        label=f"+-2 sd of {n_draws} independent draws",
+    )
+    ax.loglog(p[seen], p_s[seen], ".", ms=3, alpha=0.6, label="states seen")
     ax.plot([lo, 1], [lo, 1], "k-", lw=0.8, label="sampled = exact")
+    ax.set_ylim(lo / 2, 1)
     ax.set_xlabel("exact probability")
     ax.set_ylabel("sampled frequency")
     ax.set_title(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from pbitsim.cli import load_model
+from pbitsim.cli.checks import out_file
 
 _OBSERVABLES = ("energy", "magnetisation", "edges", "pairs")
 
@@ -24,8 +24,9 @@ def _observables(ctx, param, value: str) -> tuple[str, ...]:
 @click.argument("samples", type=click.Path(exists=False))
 @click.option(
     "--model",
-    type=click.Path(exists=True, dir_okay=False),
-    help="The .pbit model the samples were drawn from (energies, edges; fingerprint checked).",
+    default=None,
+    help="The model the samples were drawn from: a .pbit file, another model file `pbitsim make` "
+    "reads, or a built-in spec (energies, edges; fingerprint checked).",
 )
 @click.option(
     "--observables",
@@ -42,19 +43,19 @@ def _observables(ctx, param, value: str) -> tuple[str, ...]:
 )
 @click.option(
     "--batch",
-    type=int,
+    type=click.IntRange(min=1),
     default=None,
     help="Draws per gradient estimate (default: a whole replica).",
 )
 @click.option(
     "--rung",
-    type=int,
+    type=click.IntRange(min=0),
     default=None,
     help="PT runs: temperature slot to analyse (default: the model's beta, else the largest).",
 )
 @click.option(
     "--out",
-    type=click.Path(),
+    type=click.Path(dir_okay=False),
     default=None,
     help="Write a PNG report (autocorrelation curves, PT profile) to this path.",
 )
@@ -69,22 +70,51 @@ def diagnose(samples, model, observables, data, batch, rung, out, allow_mismatch
     the acceptance / specific-heat profile, round trips and starving rungs."""
     import warnings
 
-    import numpy as np
-
     import pbitsim
+    from pbitsim.cli.make import resolve_model
     from pbitsim.diagnostics.report import diagnose as run
+    from pbitsim.samples import FingerprintMismatchError
 
+    if out:
+        out_file(out, "--out", image=True)
+    c = resolve_model(model, "--model") if model else None
     try:
         s = pbitsim.load_samples(samples)
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError) as e:  # SamplesFileError names the file and the problem
         raise click.ClickException(str(e)) from None
-    c = load_model(model) if model else None
-    d = None
-    if data:
-        try:
-            d = np.load(data)
-        except (OSError, ValueError) as e:
-            raise click.ClickException(f"{data}: {e}") from None
+    if s.replicas * s.draws < 2:
+        raise click.ClickException(
+            f"{samples}: {s.replicas} rows x {s.draws} draws: too few draws to diagnose"
+        )
+    if not s.complete:
+        click.echo(
+            f"warning: the run was interrupted: {s.draws} of {s.settings.get('draws', '?')} "
+            f"draws were written; diagnosing those",
+            err=True,
+        )
+    if c is not None and c.n != s.n:
+        raise click.BadParameter(
+            f"the model has {c.n} spins but the samples have {s.n}", param_hint="--model"
+        )
+    if rung is not None:
+        from pbitsim.diagnostics.pt import is_pt, pt_betas
+
+        if not is_pt(s):
+            raise click.BadParameter(
+                "applies to parallel-tempering runs only; these samples have one beta",
+                param_hint="--rung",
+            )
+        if rung >= len(pt_betas(s)):
+            raise click.BadParameter(
+                f"{rung} is not a rung of this {len(pt_betas(s))}-rung ladder (0.."
+                f"{len(pt_betas(s)) - 1})",
+                param_hint="--rung",
+            )
+    d = _read_data(data, s.n) if data else None
+    if batch is not None and batch > s.draws:
+        raise click.BadParameter(
+            f"{batch} is more than the {s.draws} draws per row", param_hint="--batch"
+        )
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -97,7 +127,9 @@ def diagnose(samples, model, observables, data, batch, rung, out, allow_mismatch
                 rung=rung,
                 allow_mismatch=allow_mismatch,
             )
-    except ValueError as e:  # includes FingerprintMismatchError
+    except FingerprintMismatchError as e:
+        raise click.ClickException(e.message("--allow-mismatch")) from None
+    except ValueError as e:
         raise click.ClickException(str(e)) from None
     for w in caught:  # e.g. an accepted fingerprint mismatch, degenerate eigenvalues
         click.echo(f"warning: {w.message}", err=True)
@@ -105,3 +137,20 @@ def diagnose(samples, model, observables, data, batch, rung, out, allow_mismatch
     if out:
         path = res.plot(out)
         click.echo(f"report written to {path}")
+
+
+def _read_data(path: str, n: int):
+    """Data spins for Q: a .npy of shape (N, n) holding +1/-1."""
+    import numpy as np
+
+    try:
+        d = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as e:
+        raise click.ClickException(f"{path}: not a readable .npy array ({e})") from None
+    if d.ndim != 2 or d.shape[1] != n or len(d) < 2:
+        raise click.ClickException(
+            f"{path}: data must have shape (N >= 2, {n}) to match the samples, not {d.shape}"
+        )
+    if d.dtype.kind not in "biuf" or not np.all((d == 1) | (d == -1)):
+        raise click.ClickException(f"{path}: data must hold +1/-1 spins")
+    return d.astype(np.int8)

@@ -5,8 +5,6 @@ from __future__ import annotations
 import click
 import numpy as np
 
-from pbitsim.cli import load_model
-
 
 def describe(c, spec=None) -> list[tuple[str, str]]:
     """Rows of (label, value) describing a model; shared by ``info`` and reports."""
@@ -52,18 +50,20 @@ def describe(c, spec=None) -> list[tuple[str, str]]:
 
 
 @click.command()
-@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.argument("model")
 @click.option(
     "--published",
     is_flag=True,
     help="Report quantisation for the published 6-bit s4.1 design instead.",
 )
-def info(file: str, published: bool) -> None:
-    """Describe the coupling FILE (.pbit): size, degree statistics, colouring, fingerprints and
-    the quantisation error of its fixed-point view."""
+def info(model: str, published: bool) -> None:
+    """Describe MODEL (a .pbit file, another model file `pbitsim make` reads, or a built-in spec
+    such as lattice:16x16): size, degree statistics, colouring, fingerprints and the
+    quantisation error of its fixed-point view."""
+    from pbitsim.cli.make import resolve_model
     from pbitsim.fixedpoint import FixedPointSpec
 
-    c = load_model(file)
+    c = resolve_model(model)
     spec = FixedPointSpec.published() if published else None
     rows = describe(c, spec)
     width = max(len(k) for k, _ in rows)

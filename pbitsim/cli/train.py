@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
+
+from pbitsim.cli.checks import POSITIVE
 
 
 @click.command()
@@ -17,24 +17,33 @@ import click
 )
 @click.option(
     "--hidden",
+    type=click.IntRange(min=1),
     default=16,
     show_default=True,
     help="Hidden units (<= 20: exact log-likelihood every epoch; more: pseudo-likelihood).",
 )
-@click.option("--epochs", default=15, show_default=True)
-@click.option("--batch-size", default=100, show_default=True)
+@click.option("--epochs", type=click.IntRange(min=1), default=15, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=100, show_default=True)
 @click.option(
     "--lr",
+    type=POSITIVE,
     default=0.1,
     show_default=True,
     help="Initial learning rate (decays geometrically to --lr-final).",
 )
-@click.option("--lr-final", default=0.005, show_default=True)
-@click.option("--chains", default=64, show_default=True, help="Persistent chains (R of Q).")
+@click.option("--lr-final", type=POSITIVE, default=0.005, show_default=True)
+@click.option(
+    "--chains",
+    type=click.IntRange(min=2),
+    default=64,
+    show_default=True,
+    help="Persistent chains (R of Q; at least 2).",
+)
 @click.option(
     "-k",
     "--steps",
     "k",
+    type=click.IntRange(min=1),
     default=5,
     show_default=True,
     help="Sampler steps per gradient step (M of Q(M)).",
@@ -46,12 +55,12 @@ import click
     help="Sampling method: any name `pbitsim sample --help` lists (chromatic, "
     "sequential, random-scan, async, hardware).",
 )
-@click.option("--seed", default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option(
     "--out",
     default="pbitsim-train",
     show_default=True,
-    type=click.Path(),
+    type=click.Path(file_okay=False),
     help="Directory for checkpoints, history.json and the PNG figures.",
 )
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a tty).")
@@ -61,10 +70,12 @@ def train(
     """Train a restricted Boltzmann machine by persistent contrastive divergence with any pbitsim
     sampler, recording per epoch the log-likelihood, Q (gradient SNR, bias-corrected, with error
     bar) and tau_int of the gradient observables. Writes checkpoints, history.json, samples.png
-    and curves.png to --out."""
-    from pbitsim.learn import RBM, TrainConfig
+    and curves.png to --out. If the weights diverge, training stops with one line and --out
+    keeps the last good checkpoint."""
+    from pbitsim.cli.checks import out_dir
+    from pbitsim.learn import RBM, TrainConfig, TrainingDiverged
     from pbitsim.learn import train as run_training
-    from pbitsim.sampling import get_method, methods
+    from pbitsim.sampling import available_memory, get_method, methods, watch_compilation
 
     if sampler not in methods():
         raise click.BadParameter(
@@ -75,6 +86,17 @@ def train(
     except (ImportError, TypeError) as e:
         raise click.BadParameter(str(e), param_hint="--sampler") from None
     data = load_data(data_spec)
+    # the weights, their gradients and copies, and one data batch of statistics: refuse a size
+    # that cannot fit before allocating it
+    need = 8 * 8 * data.shape[1] * hidden + 8 * (chains + batch_size) * (data.shape[1] + hidden)
+    free = available_memory()
+    if free is not None and need > 0.5 * free:
+        raise click.BadParameter(
+            f"an RBM of {data.shape[1]} x {hidden} units with {chains} chains needs about "
+            f"{need / 2**30:.3g} GiB, more than the {free / 2**30:.3g} GiB available",
+            param_hint="--hidden/--chains",
+        )
+    out = out_dir(out, "--out")
     model = RBM.init(data.shape[1], hidden, seed=seed, data=data)
     config = TrainConfig(
         epochs=epochs,
@@ -85,7 +107,6 @@ def train(
         k=k,
         seed=seed,
     )
-    out = Path(out)
     click.echo(
         f"training RBM {data.shape[1]}x{hidden} on {len(data)} examples with the "
         f"{sampler!r} sampler; writing to {out}/"
@@ -101,16 +122,23 @@ def train(
             f"{rec.q_naive:>10.4g} {rec.tau_int:>8.2f} {rec.tau_int_magnetisation:>8.2f}"
         )
 
+    def say():
+        click.echo("compiling sampling kernels (first run only) ...", err=True)
+
     # one runner of `sampler` holds the persistent chains for the whole run
-    history = run_training(
-        model,
-        data,
-        sampler,
-        config,
-        checkpoint_dir=out,
-        progress=progress,
-        callback=report,
-    )
+    try:
+        with watch_compilation(say):
+            history = run_training(
+                model,
+                data,
+                sampler,
+                config,
+                checkpoint_dir=out,
+                progress=progress,
+                callback=report,
+            )
+    except TrainingDiverged as e:
+        raise click.ClickException(str(e)) from None
     from pbitsim.plots import plot_training
 
     paths = plot_training(model, history, out, seed=seed, sampler=sampler)
@@ -118,6 +146,8 @@ def train(
 
 
 def load_data(spec: str):
+    """The training data named by ``--data``; every problem is one line (exit 2 for a bad spec,
+    1 for a file that cannot be read)."""
     from pbitsim import datasets
 
     if spec == "digits":
@@ -127,10 +157,24 @@ def load_data(spec: str):
             classes = tuple(int(x) for x in spec.split(":", 1)[1].split(","))
         except ValueError:
             raise click.BadParameter(f"bad class list in {spec!r}", param_hint="--data") from None
-        return datasets.digits(classes)[0]
+        try:
+            return datasets.digits(classes)[0]
+        except ValueError as e:
+            raise click.BadParameter(str(e), param_hint="--data") from None
     if spec.startswith("idx:"):
-        paths = spec.split(":", 1)[1].split(",")
-        return datasets.load_mnist_idx(*paths[:2])[0]
+        paths = [x for x in spec.split(":", 1)[1].split(",") if x]
+        if not 1 <= len(paths) <= 2:
+            raise click.BadParameter(
+                f"{spec!r}: use 'idx:IMAGES' or 'idx:IMAGES,LABELS'", param_hint="--data"
+            )
+        import struct
+        import zlib
+
+        try:
+            return datasets.load_mnist_idx(*paths)[0]
+        except (OSError, ValueError, EOFError, struct.error, zlib.error) as e:
+            # struct.error: a header cut short; zlib.error: a damaged .gz
+            raise click.ClickException(f"{', '.join(paths)}: {e}") from None
     raise click.BadParameter(
         f"{spec!r}: use 'digits', 'digits:0,1' or 'idx:IMAGES[,LABELS]'", param_hint="--data"
     )
