@@ -30,6 +30,7 @@ from pbitsim.board.regmap import (
     Region,
     load_digests,
 )
+from pbitsim.sampling import DrawInterrupted
 
 from .link import BoardLinkError, Link
 
@@ -56,21 +57,23 @@ class DigestMismatch(BoardError):
         self.regions = regions
 
 
-class BoardFault(BoardError):
+class BoardFault(BoardError, DrawInterrupted):
     """A run broke off (board reset, disconnect, stream lost); the chain cannot be resumed.
+
+    A :class:`~pbitsim.sampling.DrawInterrupted`, so :func:`pbitsim.sample` keeps the states
+    received before the fault and marks the run incomplete.
 
     Attributes
     ----------
     last_cycle : int or None
         Cycle index of the last state received (None: none received).
     received : np.ndarray
-        int8 (k, n): every state received, in order, before the fault.
+        int8 (1, k, n): every state of the interrupted run received, in order, before the fault.
     """
 
     def __init__(self, message: str, last_cycle: int | None, received: np.ndarray) -> None:
-        super().__init__(message)
+        DrawInterrupted.__init__(self, message, np.asarray(received, np.int8)[None])
         self.last_cycle = last_cycle
-        self.received = received
 
 
 @dataclass(frozen=True)

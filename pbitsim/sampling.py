@@ -65,6 +65,7 @@ from pbitsim.samples import Samples, SampleStream, _base, _jsonable
 __all__ = [
     "Runner",
     "RunTooLargeError",
+    "DrawInterrupted",
     "register_method",
     "methods",
     "get_method",
@@ -92,6 +93,22 @@ def _checks_open(method):
 
     wrapper._checks_open = True
     return wrapper
+
+
+class DrawInterrupted(RuntimeError):
+    """A runner's ``draw`` broke off (a board reset, a broken link) after delivering part of what
+    was asked; the chain cannot be continued, so the run ends here.
+
+    Raise it with ``received``: int8 (output_replicas, k, n), the draws of the interrupted call
+    that did arrive, in order. :func:`sample` keeps them with the draws before: streamed to disk,
+    the files say ``"complete": false`` with the number of draws written; in memory, the
+    exception's ``samples`` attribute holds them as an incomplete :class:`Samples`.
+    """
+
+    def __init__(self, message: str, received: np.ndarray) -> None:
+        super().__init__(message)
+        self.received = received
+        self.samples: Samples | None = None
 
 
 class Runner(ABC):
@@ -619,7 +636,11 @@ def _run(runner, name, seed, sweeps, burn_in, thin, out, progress, chunk_draws, 
             bar.update(k)
         for d0 in range(0, draws, chunk):
             k = min(chunk, draws - d0)
-            block = runner.draw(k, thin)
+            try:
+                block = runner.draw(k, thin)
+            except DrawInterrupted as e:
+                _keep_received(e, stream, spins, d0, header)
+                raise
             info = runner.draw_info()
             if stream is not None:
                 stream.write(block, info)
@@ -834,6 +855,26 @@ def watch_compilation(on_start: Callable[[], None] | None = None) -> Iterator[Co
 
     with event.install_listener("numba:compile", _Listener()):
         yield result
+
+
+def _keep_received(e: DrawInterrupted, stream, spins, d0: int, header: dict) -> None:
+    """Keep the draws an interrupted call delivered, after the ``d0`` draws before it."""
+    got = np.asarray(e.received, dtype=np.int8)
+    if stream is not None:
+        if got.shape[1]:
+            stream.write(got)  # the stream's exit then records "complete": false
+        return
+    kept = np.concatenate([spins[:, :d0], got], axis=1)
+    e.samples = Samples(
+        spins=kept,
+        fingerprint=header["fingerprint"],
+        topology_fingerprint=header["topology_fingerprint"],
+        method=header["method"],
+        seed=header["seed"],
+        settings=header["settings"],
+        info={},
+        complete=False,
+    )
 
 
 def _recorded(value):

@@ -162,7 +162,7 @@ def test_board_reset_or_disconnect_mid_run_is_an_error_naming_the_last_cycle(boa
             r.draw(200)
     fault = e.value
     want = hardware(c, 200, DEFAULT, 3)[0]
-    got = fault.received
+    got = fault.received[0]
     assert 0 < len(got) < 200
     np.testing.assert_array_equal(got, want[: len(got)])  # everything before the fault, in order
     assert fault.last_cycle == len(got) * c.n_colors
@@ -286,3 +286,26 @@ def test_end_to_end_board_compare(board, monkeypatch):
     with pytest.warns(UserWarning, match="compared anyway"):
         bad = compare(wrong, h, model=c, allow_mismatch=True)
     assert not bad.consistent and bad.differing, bad.text()
+
+
+@pytest.mark.parametrize("streamed", [True, False])
+def test_a_broken_run_keeps_what_arrived_marked_incomplete(board, tmp_path, streamed):
+    """The one mechanism for interrupted runs: the states received before a board reset are
+    kept, in order, and the run says it is incomplete (on disk and in memory)."""
+    c = lattice()
+    url = board(c, max_frame=64, faults=[Fault("reset", "SAMPLES", 6)])
+    want = hardware(c, 300, DEFAULT, 5, burn_in=3)[0]
+    out = tmp_path / "run" if streamed else None
+    with pytest.raises(BoardFault) as e:
+        pbitsim.sample(
+            c, 300, method="board", port=url, seed=5, burn_in=3, out=out, chunk_draws=40,
+            timeout=0.2, retries=2,
+        )  # fmt: skip
+    if streamed:
+        kept = pbitsim.load_samples(out)
+    else:
+        kept = e.value.samples
+    assert not kept.complete
+    k = kept.spins.shape[1]
+    assert 40 < k < 300  # earlier chunks and part of the broken one
+    np.testing.assert_array_equal(kept.spins[0], want[:k])
