@@ -210,7 +210,7 @@ class TrainConfig:
         0.005  # geometric decay from lr to lr_final over the epochs; None: fixed
     )
     weight_decay: float = 1e-4
-    chains: int = 64  # persistent chains; also the R of the Q estimate
+    chains: int = 64  # persistent chains; the R of the Q estimate (< 3: Q across steps)
     k: int = 5  # sampler steps per gradient step (M in Q(M))
     seed: int = 0
     log_likelihood: str = "auto"  # "exact" | "pseudo" | "auto" (exact when n_hidden <= 20)
@@ -232,7 +232,7 @@ class TrainConfig:
             if isinstance(v, bool) or not isinstance(v, int | float) or not 0 < v < np.inf:
                 raise ValueError(f"TrainConfig.{name} must be a finite number > 0, not {v!r}")
 
-        for name, low in (("epochs", 1), ("batch_size", 1), ("chains", 2), ("k", 1)):
+        for name, low in (("epochs", 1), ("batch_size", 1), ("chains", 1), ("k", 1)):
             count(name, low)
         count("seed", 0)
         count("measure_tau_steps", 0)
@@ -407,19 +407,27 @@ def _train(model, data, runner, config, rng, checkpoint_dir, progress, callback)
             if config.lr_final is not None and config.epochs > 1:
                 lr *= (config.lr_final / config.lr) ** (epoch / (config.epochs - 1))
             order = rng.permutation(len(data))
+            steps_est = []  # per-step gradient estimates, for Q when there are too few chains
             for b in range(batches):
                 batch = data[order[b * config.batch_size : (b + 1) * config.batch_size]]
                 chain = _draw(runner, model.to_couplings(), config.k, name)
                 pos = model.data_statistics(batch)
                 neg = model.model_statistics(chain, nv)
                 grads = [p - n.mean(axis=0) for p, n in zip(pos, neg)]
+                if len(chain) < 3:
+                    steps_est.append(_estimates(pos, neg))
                 with np.errstate(over="ignore", invalid="ignore"):
                     model.step(*grads, lr=lr, weight_decay=config.weight_decay)
                 _check_weights(model, config.max_weight, lr)
                 bar.update()
             # Q of the last step: R per-chain estimates of the full gradient (weights, fields).
-            est = np.concatenate([(p[None] - n).reshape(len(n), -1) for p, n in zip(pos, neg)], 1)
-            q = q_from_estimates(est)
+            # With fewer than 3 chains (a board holds one), the estimates of the epoch's steps
+            # stand in for the chains: an approximation (the weights move between steps and the
+            # chain carries over), recorded as such in the docs.
+            est = _estimates(pos, neg) if len(neg[0]) >= 3 else np.concatenate(steps_est)
+            nan = float("nan")
+            q = q_from_estimates(est) if len(est) >= 3 else None  # 1 step of 1-2 chains: no Q
+            qv = (q.q, q.q_err, q.q_naive) if q is not None else (nan, nan, nan)
             tau, tau_m = np.nan, np.nan
             if config.measure_tau_steps:
                 chain = _draw(runner, model.to_couplings(), config.measure_tau_steps, name)
@@ -427,9 +435,9 @@ def _train(model, data, runner, config, rng, checkpoint_dir, progress, callback)
             ll, kind = _likelihood(model, data, config.log_likelihood, config.seed + epoch)
             if not np.isfinite(ll):
                 raise _Diverged(f"the log-likelihood is {ll} (lr {lr:.3g})")
-            rec = EpochRecord(epoch + 1, ll, kind, q.q, q.q_err, q.q_naive, tau, tau_m, name)
+            rec = EpochRecord(epoch + 1, ll, kind, *qv, tau, tau_m, name)
             history.append(rec)
-            bar.set_postfix(ll=f"{ll:.3f}", Q=f"{q.q:.3g}")
+            bar.set_postfix(ll=f"{ll:.3f}", Q=f"{qv[0]:.3g}")
             if checkpoint_dir is not None:
                 save_checkpoint(checkpoint_dir, model, config, history)
             good = _snapshot(model)
@@ -452,6 +460,11 @@ def _train(model, data, runner, config, rng, checkpoint_dir, progress, callback)
     finally:
         bar.close()
     return history
+
+
+def _estimates(pos, neg) -> np.ndarray:
+    """Per-chain estimates (R, d) of the full gradient (weights and fields) of one step."""
+    return np.concatenate([(p[None] - n).reshape(len(n), -1) for p, n in zip(pos, neg)], 1)
 
 
 class _Diverged(Exception):

@@ -309,3 +309,46 @@ def test_a_broken_run_keeps_what_arrived_marked_incomplete(board, tmp_path, stre
     k = kept.spins.shape[1]
     assert 40 < k < 300  # earlier chunks and part of the broken one
     np.testing.assert_array_equal(kept.spins[0], want[:k])
+
+
+def test_training_on_the_emulated_board_is_the_hardware_simulators_training(board):
+    """Same seeds, the board's one chain: the final weights are equal, step for step (each step
+    streams only the changed words and checks the digests)."""
+    from pbitsim.learn import RBM, TrainConfig, train
+
+    rng = np.random.default_rng(0)
+    data = np.where(rng.random((120, 8)) < 0.5, 1, -1).astype(np.int8)
+    data[:, 4:] = data[:, :4]
+    cfg = TrainConfig(epochs=2, batch_size=40, chains=1, k=4, measure_tau_steps=20, seed=3)
+    m_hw, m_board = (RBM.init(8, 3, seed=1, data=data) for _ in range(2))
+    h_hw = train(m_hw, data, "hardware", cfg, progress=False)
+    url = board(m_board.to_couplings())
+    h_board = train(m_board, data, "board", cfg, progress=False, sampler_options={"port": url})
+    np.testing.assert_array_equal(m_board.W, m_hw.W)
+    np.testing.assert_array_equal(m_board.b, m_hw.b)
+    assert [r.log_likelihood for r in h_board] == [r.log_likelihood for r in h_hw]
+    assert np.isfinite(h_board[-1].q)  # one chain: Q across the epoch's steps
+
+
+def test_train_command_learns_digits_through_the_emulator(tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from pbitsim.cli import main
+    from pbitsim.datasets import digits
+    from pbitsim.learn import RBM
+
+    args = ["train", "--sampler", "board", "--port", "emulate", "--data", "digits"]
+    args += ["--hidden", "8", "--epochs", "3", "--out", str(tmp_path), "--no-progress"]
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 0, r.output
+    history = json.loads((tmp_path / "history.json").read_text())["epochs"]
+    data = digits()[0]
+    start = RBM.init(data.shape[1], 8, seed=0, data=data).log_likelihood(data)
+    lls = [h["log_likelihood"] for h in history]  # exact, nats per example
+    assert lls[-1] > start and lls[-1] > lls[0], (start, lls)
+    r = CliRunner().invoke(main, ["train", "--sampler", "board", "--epochs", "1"])
+    assert r.exit_code == 2 and "needs --port" in r.output
+    r = CliRunner().invoke(main, ["train", "--port", "emulate", "--epochs", "1"])
+    assert r.exit_code == 2 and "--sampler board only" in r.output

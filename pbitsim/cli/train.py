@@ -34,10 +34,9 @@ from pbitsim.cli.checks import POSITIVE
 @click.option("--lr-final", type=POSITIVE, default=0.005, show_default=True)
 @click.option(
     "--chains",
-    type=click.IntRange(min=2),
-    default=64,
-    show_default=True,
-    help="Persistent chains (R of Q; at least 2).",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Persistent chains (R of Q) [default: 64; a board: its 1 chain, Q then across steps].",
 )
 @click.option(
     "-k",
@@ -53,7 +52,19 @@ from pbitsim.cli.checks import POSITIVE
     default="chromatic",
     show_default=True,
     help="Sampling method: any name `pbitsim sample --help` lists (chromatic, "
-    "sequential, random-scan, async, hardware).",
+    "sequential, random-scan, async, hardware, board, ...).",
+)
+@click.option(
+    "--port",
+    default=None,
+    help="With --sampler board: the board's pyserial URL (/dev/ttyUSB1, socket://HOST:PORT), "
+    "or 'emulate' for an emulated board built for the RBM in this process.",
+)
+@click.option(
+    "--design",
+    default="default",
+    show_default=True,
+    help="With --sampler hardware or --port emulate: the hardware design preset.",
 )
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option(
@@ -65,7 +76,20 @@ from pbitsim.cli.checks import POSITIVE
 )
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a tty).")
 def train(
-    data_spec, hidden, epochs, batch_size, lr, lr_final, chains, k, sampler, seed, out, progress
+    data_spec,
+    hidden,
+    epochs,
+    batch_size,
+    lr,
+    lr_final,
+    chains,
+    k,
+    sampler,
+    port,
+    design,
+    seed,
+    out,
+    progress,
 ):
     """Train a restricted Boltzmann machine by persistent contrastive divergence with any pbitsim
     sampler, recording per epoch the log-likelihood, Q (gradient SNR, bias-corrected, with error
@@ -85,6 +109,9 @@ def train(
         get_method(sampler)
     except (ImportError, TypeError) as e:
         raise click.BadParameter(str(e), param_hint="--sampler") from None
+    options, board = _sampler_options(sampler, port, design)
+    if chains is None:
+        chains = 1 if board else 64
     data = load_data(data_spec)
     # the weights, their gradients and copies, and one data batch of statistics: refuse a size
     # that cannot fit before allocating it
@@ -126,23 +153,76 @@ def train(
         click.echo("compiling sampling kernels (first run only) ...", err=True)
 
     # one runner of `sampler` holds the persistent chains for the whole run
-    try:
-        with watch_compilation(say):
-            history = run_training(
-                model,
-                data,
-                sampler,
-                config,
-                checkpoint_dir=out,
-                progress=progress,
-                callback=report,
-            )
-    except TrainingDiverged as e:
-        raise click.ClickException(str(e)) from None
+    import contextlib
+
+    with contextlib.ExitStack() as stack:
+        if port == "emulate":
+            options["port"] = _emulator(stack, model, options.pop("design"))
+            click.echo(f"emulated board on {options['port']}")
+        try:
+            with watch_compilation(say):
+                history = run_training(
+                    model,
+                    data,
+                    sampler,
+                    config,
+                    checkpoint_dir=out,
+                    progress=progress,
+                    callback=report,
+                    sampler_options=options,
+                )
+        except TrainingDiverged as e:
+            raise click.ClickException(str(e)) from None
+        except (ConnectionError, TimeoutError, ValueError) as e:
+            if not board:
+                raise
+            raise click.ClickException(f"board: {e}") from None
     from pbitsim.plots import plot_training
 
-    paths = plot_training(model, history, out, seed=seed, sampler=sampler)
+    # A board holds one chain: the figure's 32 samples from noise come from the exact sampler.
+    paths = plot_training(model, history, out, seed=seed, sampler="chromatic" if board else sampler)
     click.echo("wrote " + ", ".join(str(p) for p in paths))
+
+
+def _sampler_options(sampler: str, port, design: str) -> tuple[dict, bool]:
+    """(runner options, whether the sampler is a board) from --port and --design."""
+    board = sampler == "board"
+    if port is not None and not board:
+        raise click.BadParameter("--port applies to --sampler board only", param_hint="--port")
+    if board and port is None:
+        raise click.BadParameter(
+            "--sampler board needs --port URL (a board's serial port, socket://HOST:PORT of "
+            "`pbitsim emulate`, or 'emulate')",
+            param_hint="--port",
+        )
+    options: dict = {}
+    if sampler == "hardware" or port == "emulate":
+        from pbitsim.board.design import HardwareDesign
+
+        try:
+            options["design"] = HardwareDesign.from_name(design)
+        except ValueError as e:
+            raise click.BadParameter(str(e), param_hint="--design") from None
+    elif design != "default":
+        raise click.BadParameter(
+            "--design applies to --sampler hardware and --port emulate (a board reports its own)",
+            param_hint="--design",
+        )
+    if board and port != "emulate":
+        options["port"] = port
+    return options, board
+
+
+def _emulator(stack, model, design) -> str:
+    """Start an emulated board for the RBM's topology (closed with ``stack``); its URL."""
+    from importlib.metadata import entry_points
+
+    # the emulator is a plug-in (entry-point group pbitsim.emulators), like the board method
+    found = [e for e in entry_points(group="pbitsim.emulators") if e.name == "board"]
+    if not found:
+        raise click.ClickException("no board emulator installed (pip install 'pbitsim[host]')")
+    emu = stack.enter_context(found[0].load()(model.to_couplings(), design))
+    return emu.start()
 
 
 def load_data(spec: str):
