@@ -137,8 +137,14 @@ def test_demo(tmp_path, monkeypatch):
         Figure, "savefig", lambda fig, *a, **k: figures.append(fig) or save(fig, *a, **k)
     )
     png = tmp_path / "demo.png"
-    r = invoke("demo", "--out", png, "--sweeps", 4000, "--replicas", 8)
+    html = tmp_path / "demo.html"
+    r = invoke("demo", "--out", png, "--sweeps", 4000, "--replicas", 8, "--report", html)
     assert r.exit_code == 0, r.output
+    # the whole loop: an emulated board, identical to the simulator, consistent with both
+    assert "bit-identical to the hardware-faithful simulator" in r.output
+    assert "board vs simulator: A is consistent" in r.output
+    assert "board vs exact: A is consistent with the exact quantised-chain" in r.output
+    assert html.exists() and "<html" in html.read_text().lower()
     assert "OK, every moment within 5 SE" in r.output and "KL(sampled || exact)" in r.output
     assert re.search(r"\(8000 draws, seed 0\) in [\d.]+ s", r.output)
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

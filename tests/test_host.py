@@ -352,3 +352,18 @@ def test_train_command_learns_digits_through_the_emulator(tmp_path):
     assert r.exit_code == 2 and "needs --port" in r.output
     r = CliRunner().invoke(main, ["train", "--port", "emulate", "--epochs", "1"])
     assert r.exit_code == 2 and "--sampler board only" in r.output
+
+
+def test_demo_against_a_board_on_a_port(board, tmp_path):
+    """`pbitsim demo --port URL` runs the same loop against a board someone else serves."""
+    from click.testing import CliRunner
+
+    from pbitsim.cli import main
+    from pbitsim.cli.demo import DEMO_SPEC
+
+    url = board(models.from_spec(DEMO_SPEC), DEFAULT, max_frame=200)
+    args = ["demo", "--sweeps", "800", "--replicas", "4", "--port", url, "--board-sweeps", "4000"]
+    args += ["--out", str(tmp_path / "d.png"), "--report", str(tmp_path / "d.html")]
+    r = CliRunner().invoke(main, args)
+    assert f"board on {url}" in r.output, r.output
+    assert "bit-identical to the hardware-faithful simulator" in r.output

@@ -157,7 +157,9 @@ def train(
 
     with contextlib.ExitStack() as stack:
         if port == "emulate":
-            options["port"] = _emulator(stack, model, options.pop("design"))
+            from pbitsim.cli._plugins import start_emulator
+
+            options["port"] = start_emulator(stack, model.to_couplings(), options.pop("design"))
             click.echo(f"emulated board on {options['port']}")
         try:
             with watch_compilation(say):
@@ -211,18 +213,6 @@ def _sampler_options(sampler: str, port, design: str) -> tuple[dict, bool]:
     if board and port != "emulate":
         options["port"] = port
     return options, board
-
-
-def _emulator(stack, model, design) -> str:
-    """Start an emulated board for the RBM's topology (closed with ``stack``); its URL."""
-    from importlib.metadata import entry_points
-
-    # the emulator is a plug-in (entry-point group pbitsim.emulators), like the board method
-    found = [e for e in entry_points(group="pbitsim.emulators") if e.name == "board"]
-    if not found:
-        raise click.ClickException("no board emulator installed (pip install 'pbitsim[host]')")
-    emu = stack.enter_context(found[0].load()(model.to_couplings(), design))
-    return emu.start()
 
 
 def load_data(spec: str):
