@@ -40,7 +40,15 @@ from pbitsim.couplings import Couplings
 from pbitsim.rng import derive_seeds, state_bits
 
 from .fixedpoint import ActivationTable, Comparator, InputAccumulator, Saturation, sum_width
-from .hardware import ArrayInfo, array_signature, read_back, select_or, status_signal
+from .hardware import (
+    ArrayInfo,
+    array_signature,
+    late_read,
+    read_back,
+    select_or,
+    sign_extend,
+    status_signal,
+)
 from .rng import next_state
 
 __all__ = ["PbitEngine", "GAP"]
@@ -82,7 +90,12 @@ class PbitEngine(ArrayInfo, wiring.Component):
     ----------
     bus, run, color, spins
         As for :class:`~pbitsim.hdl.hardware.PbitArray`. Write only while stopped (STATUS bit 17
-        low): a write is not synchronised with the lanes' own memory writes.
+        low): a write is not synchronised with the lanes' own memory writes. J, BIAS and TABLE
+        words read back one clock after their address (hold it two clocks), only while stopped
+        (``running`` low): the reads borrow the lanes' J-memory and lane 0's table read ports.
+    cycle_start : Out(1)
+        ``run`` was accepted in this clock: one more colour step (model cycle) is issued; its
+        ``cycle_done`` follows when the step's last p-bit commits.
     cycle_done : Out(1)
         This clock edge completes a model cycle (the spins after it are S_t).
     running : Out(1)
@@ -215,6 +228,9 @@ class PbitEngine(ArrayInfo, wiring.Component):
             # Written values reach the memories one clock after w_en: start two clocks later.
             run_ok.eq(self.run & ~bus.w_en & ~wr_en),
             self.running.eq(active),
+            # A step starts when run is accepted at the end of a step or while idle (a restart
+            # write cannot coincide: it is a write, so run_ok is low).
+            self.cycle_start.eq(run_ok & (~active | last0)),
             self.color.eq(color0),
         ]
         with m.If(active):
@@ -266,6 +282,7 @@ class PbitEngine(ArrayInfo, wiring.Component):
 
         # -- lanes ----------------------------------------------------------------------------
         m.submodules.table = table = ActivationTable(spec, lanes, 1.0)
+        rows = []  # each lane's J/bias row as read at the port's address (read-back)
         m.d.comb += [
             table.w_addr.eq(wr_index),
             table.w_data.eq(wr_data),
@@ -293,8 +310,11 @@ class PbitEngine(ArrayInfo, wiring.Component):
                 *[(wrote(Region.J) & mine & (wr_slot == k)).replicate(w) for k in range(deg)],
                 (wrote(Region.BIAS) & mine & (wr_slot == 0)).replicate(bias_w),
             )
+            rows.append(j_rd.data)
             m.d.comb += [
-                j_rd.addr.eq(sigma0),
+                # While idle the read port serves register-port reads (the schedule reads sigma0
+                # in the clock it becomes active, so nothing it needs is lost).
+                j_rd.addr.eq(Mux(active, sigma0, sigma_of)),
                 j_wr.addr.eq(wr_sigma),
                 j_wr.data.eq(Cat(*([wr_data[:w]] * deg), wr_data[:bias_w])),
                 j_wr.en.eq(j_mask),
@@ -340,7 +360,12 @@ class PbitEngine(ArrayInfo, wiring.Component):
             sat = Saturation(spec, len(total))
             m.submodules[f"sat{lane}"] = sat
             negative = Signal(name=f"negative{lane}")
-            m.d.comb += [sat.acc.eq(total), table.r_addr[lane].eq(sat.magnitude)]
+            table_addr = sat.magnitude
+            if lane == 0:
+                # While idle, lane 0's table port serves TABLE reads: the pipeline is empty then
+                # (a step ends with GAP idle slots), so no decision uses that answer.
+                table_addr = Mux(active, sat.magnitude, index[: len(sat.magnitude)])
+            m.d.comb += [sat.acc.eq(total), table.r_addr[lane].eq(table_addr)]
             m.d.sync += negative.eq(sat.negative)
 
             # Stage 3: decide.
@@ -354,6 +379,22 @@ class PbitEngine(ArrayInfo, wiring.Component):
             ]
 
         # -- read-back ------------------------------------------------------------------------
+        # J / BIAS: the addressed p-bit's lane row (read at its slot one clock earlier), then the
+        # J slot or the bias field of it; TABLE: lane 0's table port.
+        row = select_or([(lane_of == k, r) for k, r in enumerate(rows)], len(rows[0]))
+        sel = slot[: max(1, (deg - 1).bit_length())]
+        padded = Cat(row[: deg * w], Const(0, w * ((1 << len(sel)) - deg)))  # no read past the end
+        j_word = sign_extend(padded.word_select(sel, w))
+        bias_word = sign_extend(row[deg * w :])
+        late = select_or(
+            [
+                (region == int(Region.J), j_word),
+                (region == int(Region.BIAS), bias_word),
+                (region == int(Region.TABLE), table.r_data[0]),
+            ],
+            DATA_BITS,
+        )
         status = status_signal(color0, ~warm0, active)
-        m.d.comb += bus.r_data.eq(read_back(region, index, self.words, amap, status, self.spins))
+        early = read_back(region, index, self.words, amap, status, self.spins)
+        m.d.comb += bus.r_data.eq(late_read(region, early, late))
         return m

@@ -78,9 +78,8 @@ def select_or(pairs, width: int):
 
 
 def read_back(region, index, words: BoardWords, amap: AddressMap, status, spins):
-    """The register port's read data (``docs/hardware.md``): the identity registers, STATUS and
-    the spin words. (J, BIAS and TABLE reads, part of register map version 2, come with the
-    firmware's command engine; here they read 0.)"""
+    """The register port's combinational read data (``docs/hardware.md``): the identity
+    registers, STATUS and the spin words. J, BIAS and TABLE are read through :func:`late_read`."""
     n = amap.n
     spins_padded = Cat(spins, Const(0, amap.spin_words * DATA_BITS - n))
     reg = region == int(Region.REG)
@@ -94,6 +93,28 @@ def read_back(region, index, words: BoardWords, amap: AddressMap, status, spins)
     return select_or(pairs, DATA_BITS)
 
 
+#: Regions whose words an array reads from its storage one clock after the address (block RAM and
+#: wide multiplexers): :func:`late_read` selects them.
+LATE_REGIONS = (Region.J, Region.BIAS, Region.TABLE)
+
+
+def late_read(region, early, late):
+    """``bus.r_data``: ``late`` (the J / BIAS / TABLE word addressed one clock earlier) when the
+    address is in one of :data:`LATE_REGIONS`, else ``early`` (combinational). A reader holds the
+    address for two clocks and samples ``r_data`` in the second; both kinds are valid then."""
+    is_late = Const(0, 1)
+    for r in LATE_REGIONS:
+        is_late = is_late | (region == int(r))
+    return Mux(is_late, late, early)
+
+
+def sign_extend(value, width: int = DATA_BITS):
+    """A two's-complement code as a ``width``-bit word (as ``RegisterFile`` reads it back)."""
+    if len(value) >= width:
+        return value[:width]
+    return Cat(value, value[-1].replicate(width - len(value)))
+
+
 def status_signal(color, warm_done, running):
     """The STATUS word (:func:`pbitsim.board.regmap.status_word`) from its signals."""
     return Cat(color, Const(0, 16 - len(color)), warm_done, running)
@@ -101,7 +122,13 @@ def status_signal(color, warm_done, running):
 
 def array_signature(address_map: AddressMap, n_colors: int, n: int) -> dict:
     """The ports of every p-bit array (:class:`PbitArray` and ``PbitEngine`` share one contract):
-    the register bus, run control, the colour being updated and every spin."""
+    the register bus, run control, the colour being updated and every spin.
+
+    ``cycle_start`` is high in a clock in which the array commits to one more model cycle (``run``
+    high and accepted); that cycle's ``cycle_done`` comes in the same clock (:class:`PbitArray`)
+    or a few clocks later (``PbitEngine``). A controller that must stop after exactly k cycles
+    counts ``cycle_start`` and holds ``run`` low after the k-th.
+    """
     return {
         "bus": In(
             wiring.Signature(
@@ -115,6 +142,7 @@ def array_signature(address_map: AddressMap, n_colors: int, n: int) -> dict:
         ),
         "run": In(1),
         "running": Out(1),
+        "cycle_start": Out(1),
         "cycle_done": Out(1),
         "color": Out(range(max(n_colors, 2))),
         "spins": Out(n),
@@ -158,6 +186,11 @@ class Pbit(wiring.Component):
         Reset value of the generator.
     spin_init : int
         Reset value of the spin register (1 = +1, 0 = -1).
+    bias_bits : int, optional
+        Width of the bias register (default :func:`sum_width` of ``degree``). An array gives every
+        p-bit the width of its widest one, so that a bias word reads back as the register map's
+        ``RegisterFile`` stores it; the input sum uses the low ``sum_width(degree)`` bits, which
+        hold every bias a model can have.
 
     Attributes
     ----------
@@ -172,6 +205,10 @@ class Pbit(wiring.Component):
         Register writes (codes are the low bits of ``w_data``, two's complement).
     magnitude : Out(input_bits - 1)
         |I| computed from ``neighbours``: the table address for the next cycle.
+    j_codes : Out(degree * weight_bits)
+        The J registers, slot k in bits ``k*w .. k*w + w - 1`` (read-back).
+    bias_code : Out(bias_bits)
+        The bias register (read-back).
     spin, spin_next : Out(1)
         The spin register and its next value.
     random : Out(rng_bits)
@@ -186,10 +223,15 @@ class Pbit(wiring.Component):
         bias_init: int = 0,
         seed: int | None = None,
         spin_init: int = 0,
+        bias_bits: int | None = None,
     ) -> None:
         self._design = design
         self._degree = int(degree)
         spec = design.fixed_point
+        narrow = sum_width(spec, self._degree)
+        self._bias_bits = narrow if bias_bits is None else int(bias_bits)
+        if self._bias_bits < narrow:
+            raise ValueError(f"bias_bits {bias_bits} < {narrow}, the bias of degree {degree}")
         self._j_init = [0] * self._degree if j_init is None else [int(x) for x in j_init]
         if len(self._j_init) != self._degree:
             raise ValueError(f"j_init has {len(self._j_init)} codes for degree {self._degree}")
@@ -212,6 +254,8 @@ class Pbit(wiring.Component):
                 "we_spin": In(1),
                 "we_seed": In(state_bits(design.rng) // DATA_BITS),
                 "magnitude": Out(spec.input_bits - 1),
+                "j_codes": Out(self._degree * spec.weight_bits),
+                "bias_code": Out(self._bias_bits),
                 "spin": Out(1),
                 "spin_next": Out(1),
                 "random": Out(spec.rng_bits),
@@ -227,7 +271,7 @@ class Pbit(wiring.Component):
         m.submodules.cmp = cmp = Comparator(spec)
 
         j = [Signal(signed(w), init=self._j_init[k], name=f"j{k}") for k in range(self._degree)]
-        bias = Signal(signed(sum_width(spec, self._degree)), init=self._bias_init)
+        bias = Signal(signed(self._bias_bits), init=self._bias_init)
         spin = Signal(init=self._spin_init)
         negative = Signal()  # sign of the input whose |I| addressed the table last cycle
 
@@ -238,7 +282,9 @@ class Pbit(wiring.Component):
         with m.If(self.we_bias):
             m.d.sync += bias.eq(self.w_data[: len(bias)])
         m.d.comb += [
-            acc.bias.eq(bias),
+            self.j_codes.eq(Cat(*j)),
+            self.bias_code.eq(bias),
+            acc.bias.eq(bias[: len(acc.bias)]),
             acc.spins.eq(self.neighbours),
             self.magnitude.eq(acc.magnitude),
             rng.en.eq(self.active),
@@ -277,14 +323,20 @@ class PbitArray(ArrayInfo, wiring.Component):
 
     Attributes
     ----------
-    bus : In(signature): addr, w_data, w_en in; r_data out (combinational read)
+    bus : In(signature): addr, w_data, w_en in; r_data out
         The register port; :class:`AddressMap` gives the layout. A write pauses the schedule for
-        that clock and the next (the look-ahead table address is recomputed meanwhile).
+        that clock and the next (the look-ahead table address is recomputed meanwhile). Reads:
+        identity registers, STATUS and SPIN words are combinational; J, BIAS and TABLE words
+        come one clock after their address (hold it two clocks, sample ``r_data`` in the second;
+        :func:`late_read`). A TABLE read borrows lane 0's table port, so it is answered only
+        while ``run`` is low, and the clock after one is not a model cycle.
     run : In(1)
         Run enable.
     running : Out(1)
-        This clock edge is a model cycle: ``run``, not the first clock after reset, and no write
-        in this or the previous clock.
+        This clock edge is a model cycle: ``run``, not the first clock after reset, no write in
+        this or the previous clock, no TABLE read in the previous clock.
+    cycle_start : Out(1)
+        Same as ``running``: a model cycle starts and ends at this edge.
     cycle_done : Out(1)
         Same as ``running`` (the name :class:`~pbitsim.hdl.engine.PbitEngine` shares): the spins
         after this edge are the model's S_t.
@@ -367,7 +419,12 @@ class PbitArray(ArrayInfo, wiring.Component):
         # The table answers one clock after it is addressed, so the first clock after reset only
         # prepares the look-ahead address ("primed" goes high at the first edge).
         primed = Signal()
-        m.d.sync += [w_en_last.eq(bus.w_en), primed.eq(1)]
+        # A TABLE read (while stopped) borrows lane 0's table port: the clock after it, that port
+        # answers the read, not the look-ahead, so it cannot be a model cycle.
+        table_read = Signal()
+        table_read_last = Signal()
+        m.d.comb += table_read.eq(~self.run & (region == int(Region.TABLE)))
+        m.d.sync += [w_en_last.eq(bus.w_en), primed.eq(1), table_read_last.eq(table_read)]
 
         def strobe(reg: Region):
             return bus.w_en & (region == int(reg))
@@ -384,11 +441,12 @@ class PbitArray(ArrayInfo, wiring.Component):
         warm_left = Signal(range(warm_total + 1), init=warm_total)
         warm_done = Signal()
         m.d.comb += [
-            running.eq(self.run & primed & ~bus.w_en & ~w_en_last),
+            running.eq(self.run & primed & ~bus.w_en & ~w_en_last & ~table_read_last),
             following.eq(Mux(color == n_colors - 1, 0, color + 1)),
             next_color.eq(Mux(running, following, color)),
             warm_done.eq(warm_left == 0),
             self.running.eq(running),
+            self.cycle_start.eq(running),
             self.cycle_done.eq(running),
             self.color.eq(color),
         ]
@@ -409,8 +467,11 @@ class PbitArray(ArrayInfo, wiring.Component):
 
         # -- p-bits --------------------------------------------------------------------------
         pbits = []
+        bias_bits = sum_width(spec, amap.slots)  # as wide as RegisterFile's bias words
         for i in range(n):
-            p = Pbit(d, int(c.degrees[i]), j_init[i], bias_init[i], int(seeds[i]), spin_init)
+            p = Pbit(
+                d, int(c.degrees[i]), j_init[i], bias_init[i], int(seeds[i]), spin_init, bias_bits
+            )
             m.submodules[f"pbit{i}"] = p
             pbits.append(p)
         slot_hit = [slot == k for k in range(1 << amap.slot_bits)]
@@ -439,18 +500,32 @@ class PbitArray(ArrayInfo, wiring.Component):
 
         # Each lane presents the |I| of its member in the colour that runs next.
         for k, members in enumerate(self.members):
-            m.d.comb += table.r_addr[k].eq(
-                select_or(
-                    [
-                        (next_color == col, pbits[i].magnitude)
-                        for col, i in enumerate(members)
-                        if i is not None
-                    ],
-                    len(table.r_addr[k]),
-                )
+            lookahead = select_or(
+                [
+                    (next_color == col, pbits[i].magnitude)
+                    for col, i in enumerate(members)
+                    if i is not None
+                ],
+                len(table.r_addr[k]),
             )
+            if k == 0:
+                lookahead = Mux(table_read, index[: len(table.r_addr[k])], lookahead)
+            m.d.comb += table.r_addr[k].eq(lookahead)
 
         # -- read-back ------------------------------------------------------------------------
+        # J and BIAS: one registered AND-OR selection over every p-bit's registers.
+        w = spec.weight_bits
+        words = []
+        for i, p in enumerate(pbits):
+            mine = (region == int(Region.BIAS)) & (pidx == i) & slot_hit[0]
+            words.append((mine, sign_extend(p.bias_code)))
+            for k in range(int(c.degrees[i])):
+                mine = (region == int(Region.J)) & (pidx == i) & slot_hit[k]
+                words.append((mine, sign_extend(p.j_codes[k * w : (k + 1) * w])))
+        registers = Signal(DATA_BITS)
+        m.d.sync += registers.eq(select_or(words, DATA_BITS))
+        late = Mux(region == int(Region.TABLE), table.r_data[0], registers)
         status = status_signal(color, warm_done, running)
-        m.d.comb += bus.r_data.eq(read_back(region, index, self.words, amap, status, self.spins))
+        early = read_back(region, index, self.words, amap, status, self.spins)
+        m.d.comb += bus.r_data.eq(late_read(region, early, late))
         return m
