@@ -243,3 +243,38 @@ def test_frame_errors_are_answered():
     # Garbage between frames costs only itself.
     got = host.send_raw(b"\x13\x37garbage" + P.encode_message(P.Status(), 82))
     assert isinstance(got[-1][1], P.StatusReply) and got[-1][1].ack_seq == 82
+
+
+def test_board_frames_sent_to_the_board_are_unknown_types():
+    """Was: a SAMPLES frame crashed receive() (decoding it needs n); now every board type is
+    UNKNOWN_TYPE, whatever its payload."""
+    c = lattice()
+    board, host = loaded(c)
+    for t, payload in [(P.MsgType.SAMPLES, b"\x00" * 12), (P.MsgType.ACK, b"\x01")]:
+        ((_, msg),) = host.send_raw(P.encode_frame(t, 90, payload))
+        assert msg == P.Error(P.ErrorCode.UNKNOWN_TYPE, 90, t)
+
+
+def test_stop_reply_comes_first_in_seq_order():
+    c = lattice()
+    board, host = loaded(c)
+    host.send(P.Credit(None, 8))
+    host.send(P.Run(0, 1, P.RUN_SAMPLES))
+    board.step(5)
+    wire = board.receive(P.encode_message(P.Stop(), host.seq))
+    frames = P.Decoder().feed(wire)
+    assert [f.type for f in frames] == [P.MsgType.ACK, P.MsgType.SAMPLES, P.MsgType.DONE]
+    assert [P.seq_diff(f.seq, frames[0].seq) for f in frames] == [0, 1, 2]
+
+
+def test_run_is_refused_while_old_frames_fill_the_buffer():
+    c = lattice()
+    board, host = loaded(c, max_frame=32, buffer_frames=2)
+    host.send(P.Credit(None, 2))
+    host.send(P.Run(200, 1, P.RUN_SAMPLES))
+    host.take(board.step(10_000))  # 2 frames out, unacknowledged; the array waits
+    host.send(P.Stop())  # the partial frame and DONE queue behind them
+    assert board.unacked + len(board._queued) > board.buffer_frames
+    assert host.send(P.Run(10, 1, 0)).code == P.ErrorCode.BUSY
+    host.step_all(window=2)  # acknowledged: room again
+    assert isinstance(host.send(P.Run(10, 1, 0)), P.Ack)

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pbitsim.board.design import SCHEDULES, HardwareDesign
-from pbitsim.fixedpoint import FixedPointSpec
+from pbitsim.fixedpoint import FixedPointSpec, activation_table
 from pbitsim.rng import RNG_KINDS, derive_seeds, resolve_seeds, rng_kind_code, state_bits
 
 __all__ = [
@@ -683,7 +683,8 @@ class RegisterFile:
             indptr=indptr,
             j_codes=np.zeros(indptr[-1], np.int64),
             bias=np.zeros(n, np.int64),
-            table=np.zeros(design.fixed_point.input_max + 1, np.uint64),
+            # the gateware's reset table: beta = 1 (so TABLE reads match before any load)
+            table=activation_table(design.fixed_point, 1.0),
             seeds=derive_seeds(0, n, design.rng),
             spins=np.full(n, design.initial_spin, np.int8),
             restart=False,

@@ -199,11 +199,13 @@ class BoardSession:
         if t in P.COMMANDS and self._last_command and self._last_command[0] == frame.seq:
             return self._last_command[1]  # a repeat: answer again, execute nothing
         try:
-            msg = P.decode_message(frame)
             if t not in P.COMMANDS and t not in P.FLOW:
+                # Before decoding: a board frame (SAMPLES needs n to decode) is no command, and
+                # the answer must not depend on its payload.
                 raise P.ProtocolError(
                     f"type 0x{t:02X} is not a host frame", code=P.ErrorCode.UNKNOWN_TYPE
                 )
+            msg = P.decode_message(frame)
         except P.ProtocolError as e:
             detail = {
                 P.ErrorCode.UNKNOWN_TYPE: t,
@@ -219,7 +221,8 @@ class BoardSession:
         reply = getattr(self, "_do_" + type(msg).__name__.lower())(msg, frame.seq)
         if isinstance(reply, tuple):
             reply, extra = reply
-        return self._reply(frame, reply) + extra
+        wire = self._reply(frame, reply)
+        return wire + (extra() if callable(extra) else extra)
 
     def _reply(self, frame: P.Frame, msg: P.Message) -> bytes:
         wire = self._frame(msg)[1]
@@ -293,6 +296,10 @@ class BoardSession:
         busy = self._busy(seq)
         if busy:
             return busy
+        if len(self._kept) + len(self._queued) > self.buffer_frames:
+            # Frames of earlier runs still wait for credit: a board's ring could not be sure of
+            # slots for this run's frames and DONE (the gateware refuses the same way).
+            return P.Error(P.ErrorCode.BUSY, seq, 0)
         start = self.machine.cycle
         self._run = _Run(
             start=start,
@@ -306,8 +313,10 @@ class BoardSession:
         return P.Ack(seq, start)
 
     def _do_stop(self, msg: P.Stop, seq: int) -> tuple[P.Message, bytes]:
-        out = self._finish() if self._run is not None else b""
-        return P.Ack(seq, self.machine.cycle), out
+        # The ACK goes on the wire first, so it takes its seq first (_reply frames it before the
+        # stream frames _finish releases: seqs stay in wire order).
+        ack = P.Ack(seq, self.machine.cycle)
+        return ack, self._finish if self._run is not None else b""
 
     def _do_reset(self, msg: P.Reset, seq: int) -> P.Message:
         self._run = None
