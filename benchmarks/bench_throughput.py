@@ -1,13 +1,16 @@
-"""Spin updates per nanosecond of pbitsim's exact schemes and of their peers, in one process.
+"""Spin updates per nanosecond of pbitsim's samplers and of their peers, in one process.
 
-    python benchmarks/bench_throughput.py [--quick] [--write docs/performance.md]
+    python benchmarks/bench_throughput.py [--quick] [--write TABLE.md]
 
 Workloads: (a) 128x128 periodic lattice, J = 1, beta = 0.44; (b) random 3-regular graph,
 n = 16384, J = +-1, beta = 0.5; (c) dense Sherrington-Kirkpatrick, n = 1024, beta = 1.
 Work = n * chains * sweeps spin updates of ``Runner.advance`` (no recording). Peers, in the same
 process: dwave-neal at fixed beta (``beta_range=(b, b)``; Metropolis, its default), thrml 0.1.4
 block Gibbs on JAX CPU (1 chain, and 64 chains under ``jax.vmap``; compilation excluded) and a
-vectorised NumPy checkerboard (lattice only).
+vectorised NumPy checkerboard (lattice only). The asynchronous model (``method="async"``,
+poisson, p = 0.1: ten ticks per step) runs beside the chromatic kernel with the same replicas, and
+its rate is given as a ratio to it. ``--quick`` runs every case a ratio in
+``docs/performance.md`` is quoted for (thrml's 64 chains included), with less work per point.
 
 Each point records wall time and process CPU time (all threads), median of three runs after a
 warm-up run. The machine may be shared: wall-clock rates then drop with other people's load, but
@@ -15,7 +18,10 @@ work per CPU-second does not (much). So the table reports, per sampler, flips pe
 measured, flips per CPU-ns (per core busy), and an idle-machine estimate: flips per CPU-ns times
 the cores the sampler keeps busy (CPU/wall on its run, at most the core count). Ratios to the
 peers use the idle-machine estimates. Also: wall time of a first ``pbitsim.sample`` of a 100-spin
-model in a fresh Python process with a warm Numba cache.
+model in a fresh Python process with a warm Numba cache; what a small call costs beyond its spin
+updates (``bench_small_calls.py``); loading and sampling a 10^6-spin model
+(``bench_large_models.py``). The machine line is read from the machine (``/proc/cpuinfo``,
+``lscpu``), never typed in.
 
 A peer that is not installed (dwave-neal, thrml: the ``[bench]`` extra) is skipped with a note,
 and the ratios to it are left out.
@@ -33,10 +39,14 @@ import time
 
 import numpy as np
 
-from pbitsim import models
-from pbitsim.sampling import get_method
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # the sibling benchmarks
+
+from pbitsim import models  # noqa: E402
+from pbitsim.sampling import get_method  # noqa: E402
 
 SCHEMES = ("chromatic", "sequential", "random-scan")
+#: the asynchronous model's options in the table (the method's defaults)
+ASYNC = {"mode": "poisson", "p": 0.1}
 
 
 def workloads(quick: bool) -> dict:
@@ -80,12 +90,16 @@ def sweeps_for(c, chains: int, work: float) -> int:
 def pbitsim_rate(c, method: str, replicas: int, work: float, repeats: int) -> Rate:
     from numba import get_num_threads
 
-    runner = get_method(method)(c, replicas=replicas, seed=1)
-    sweeps = sweeps_for(c, replicas, work)
+    options = ASYNC if method == "async" else {}
+    runner = get_method(method)(c, replicas=replicas, seed=1, **options)
+    sweeps = sweeps_for(c, replicas, work / (8 if method == "async" else 1))
     wall, cpu = timed(lambda: runner.advance(sweeps), repeats)
     # the kernels never wait for each other: they keep min(threads, blocks) cores busy
-    blocks, _ = runner._plan()
-    return Rate(c.n * replicas * sweeps, wall, cpu, min(get_num_threads(), len(blocks) - 1))
+    busy = min(get_num_threads(), replicas)
+    if method != "async":
+        blocks, _ = runner._plan(runner._threads(sweeps))
+        busy = min(get_num_threads(), len(blocks) - 1)
+    return Rate(c.n * replicas * sweeps, wall, cpu, busy)
 
 
 def neal_rate(c, work: float, repeats: int) -> Rate:
@@ -196,19 +210,98 @@ def missing_peers() -> dict[str, str]:
     }
 
 
+def cpu_description() -> str:
+    """The CPU as the machine reports it: model name, family/model/stepping, the vector units the
+    kernels can use, caches, and the hypervisor if any (``/proc/cpuinfo`` and ``lscpu``)."""
+    info: dict[str, str] = {}
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if ":" in line:
+                    key, value = (x.strip() for x in line.split(":", 1))
+                    info.setdefault(key, value)
+                if not line.strip() and info:
+                    break
+    except OSError:
+        return platform.processor() or platform.machine()
+    flags = set(info.get("flags", "").split())
+    units = [
+        u for u, f in (("AVX2", "avx2"), ("AVX-512", "avx512f"), ("AMX", "amx_tile")) if f in flags
+    ]
+    parts = [
+        info.get("model name", platform.machine()),
+        f"family {info.get('cpu family', '?')} model {info.get('model', '?')} stepping "
+        f"{info.get('stepping', '?')}",
+        "/".join(units) or "no AVX2",
+    ]
+    try:
+        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
+        found = dict(
+            (k.strip(), v.strip())
+            for k, v in (x.split(":", 1) for x in lscpu.splitlines() if ":" in x)
+        )
+        for key in ("L2 cache", "L3 cache"):
+            if key in found:
+                parts.append(f"{key.split()[0]} {found[key]}")
+        if "Hypervisor vendor" in found:
+            parts.append(f"{found['Hypervisor vendor']} guest")
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return ", ".join(parts)
+
+
 def machine() -> str:
     import numba
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if "model name" in line)
-    except (OSError, StopIteration):
-        pass
     return (
-        f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, numba "
+        f"{cpu_description()}; {os.cpu_count()} cores, Python {platform.python_version()}, numba "
         f"{numba.__version__} ({numba.get_num_threads()} threads), numpy {np.__version__}"
     )
+
+
+def extra_sections(quick: bool, loads: list[float]) -> str:
+    """Small calls and large models (the other two benchmarks' figures), as markdown."""
+    import bench_large_models as large
+    import bench_small_calls as small
+
+    out = [
+        "Small calls, held chromatic runner, 100-spin lattice, CPU us per call (median of 5 x "
+        "500 calls): build = `Couplings(...)` from fresh arrays of the same graph, load = "
+        "`runner.load`, draw = `runner.draw(10)`.",
+        "",
+        "| replicas | 10 sweeps | build | load | draw(10) | build + load + draw | beyond the "
+        "sweeps |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in small.small_calls():
+        out.append(
+            f"| {r['replicas']} | {r['sweeps10']:.1f} | {r['build']:.1f} | {r['load']:.1f} | "
+            f"{r['draw']:.1f} | {r['total']:.1f} | {r['beyond']:.1f} |"
+        )
+    t = small.short_call_threads()
+    out += [
+        "",
+        f"A 5-step call of 64 replicas (wall us, median): {t['one thread']:.0f} on the calling "
+        f"thread, {t['two threads']:.0f} when forced onto {t['threads']} threads.",
+        "",
+        "| 10^6-spin model | construct CPU s | save CPU s | load CPU s (wall) | load peak / CSR "
+        "| chromatic 10^6 / 10^4, 1 replica | 64 replicas |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    loads.append(load())
+    kinds = ("lattice",) if quick else ("lattice", "bipartite")
+    for kind in kinds:
+        c = large.lattice(1000) if kind == "lattice" else large.bipartite_regular(10**6)
+        f = large.file_figures(c)
+        scale = {R: ratio_ for _, R, _, _, ratio_ in large.scaling(kind)}
+        name = "lattice 1000x1000" if kind == "lattice" else "random bipartite 3-regular"
+        out.append(
+            f"| {name} | {f['construct'][1]:.2f} | {f['save'][1]:.2f} | {f['load'][1]:.2f} "
+            f"({f['load'][0]:.2f}) | {f['peak_mb'] / f['csr_mb']:.2f} | {scale[1]:.2f} | "
+            f"{scale[64]:.2f} |"
+        )
+    loads.append(load())
+    return "\n".join(out)
 
 
 def load() -> float:
@@ -218,7 +311,9 @@ def load() -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument(
-        "--quick", action="store_true", help="less work, no SK, no 256 replicas, no 64-chain thrml"
+        "--quick",
+        action="store_true",
+        help="less work, no SK, no 256 replicas: every ratio the docs quote, ~5 min",
     )
     ap.add_argument("--write", metavar="MD", help="also write the table to this markdown file")
     args = ap.parse_args()
@@ -228,7 +323,7 @@ def main() -> None:
     header = machine()
     loads = [load()]
     print(header, flush=True)
-    rows = []  # (workload, sampler, chains, Rate, x neal, x thrml)
+    rows = []  # (workload, sampler, chains, Rate, x neal, x thrml, x chromatic)
     missing = missing_peers()
     for note in missing.values():
         print(note, flush=True)
@@ -237,7 +332,7 @@ def main() -> None:
         thrml = {}
         # n colour classes on SK: thrml would compile one block per spin
         if name != "SK n=1024" and "thrml" not in missing:
-            for chains in (1,) if args.quick else (1, 64):
+            for chains in (1, 64):
                 thrml[chains], compile_s = thrml_rate(c, chains, work, repeats)
                 print(
                     f"{name}: thrml x{chains} {thrml[chains].idle_rate:.4f} "
@@ -248,21 +343,18 @@ def main() -> None:
         peers += [("thrml block Gibbs, JAX CPU", k, v) for k, v in thrml.items()]
         if name.startswith("lattice"):
             peers.append(("NumPy checkerboard", 1, numpy_checkerboard_rate(c, 128, work, repeats)))
-        rows += [(name, s, k, r, ratio(r, neal), None) for s, k, r in peers]
-        for method in SCHEMES:
+        rows += [(name, s, k, r, ratio(r, neal), None, None) for s, k, r in peers]
+        chromatic = {}
+        for method in (*SCHEMES, "async"):
             for R in replica_counts:
                 r = pbitsim_rate(c, method, R, work, repeats)
+                if method == "chromatic":
+                    chromatic[R] = r
                 ref = thrml.get(1 if R == 1 else 64)
-                rows.append(
-                    (
-                        name,
-                        f"pbitsim {method}",
-                        R,
-                        r,
-                        ratio(r, neal),
-                        ratio(r, ref),
-                    )
-                )
+                label = f"pbitsim {method}" + (" (poisson, p = 0.1)" if method == "async" else "")
+                # per-core rates against the chromatic kernel's in this run (same replicas)
+                per_core = None if method == "chromatic" else r.cpu_rate / chromatic[R].cpu_rate
+                rows.append((name, label, R, r, ratio(r, neal), ratio(r, ref), per_core))
                 print(
                     f"{name}: {method} R={R} wall {r.wall_rate:.4f} idle {r.idle_rate:.4f}",
                     flush=True,
@@ -271,17 +363,18 @@ def main() -> None:
     first = first_sample_seconds()
     lines = [
         "| workload | sampler | chains | flips/ns wall | flips/CPU-ns | cores | flips/ns idle "
-        "| x neal | x thrml |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| x neal | x thrml | x chromatic (per core) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for name, sampler, chains, r, rn, rt in rows:
+    for name, sampler, chains, r, rn, rt, rc in rows:
         rn_s = f"{rn:.1f}" if rn is not None else "-"
         rt_s = f"{rt:.1f}" if rt is not None else "-"
+        rc_s = f"{rc:.2f}" if rc is not None else "-"
         lines.append(
             f"| {name} | {sampler} | {chains} | {r.wall_rate:.3g} | {r.cpu_rate:.3g} | "
-            f"{r.cores:.1f} | {r.idle_rate:.3g} | {rn_s} | {rt_s} |"
+            f"{r.cores:.1f} | {r.idle_rate:.3g} | {rn_s} | {rt_s} | {rc_s} |"
         )
-    table = "\n".join(lines)
+    table = "\n".join(lines) + "\n\n" + extra_sections(args.quick, loads)
     notes = (
         f"Load average (1 min) during the run: {', '.join(f'{x:.1f}' for x in loads)} on "
         f"{os.cpu_count()} cores. First `pbitsim.sample()` of a 100-spin model in a fresh "

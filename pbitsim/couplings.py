@@ -17,7 +17,8 @@ from __future__ import annotations
 import hashlib
 import operator
 import struct
-from collections.abc import Iterable, Sequence
+import weakref
+from collections.abc import Iterable, Iterator, Sequence
 from functools import cached_property
 
 import numpy as np
@@ -32,7 +33,7 @@ class CouplingsError(ValueError):
 
 
 def _finite(name: str, x: np.ndarray) -> None:
-    if not np.all(np.isfinite(x)):
+    if not np.isfinite(x).all():
         bad = np.flatnonzero(~np.isfinite(np.asarray(x).ravel()))
         raise CouplingsError(f"{name} contains NaN or inf (first at flat index {int(bad[0])})")
 
@@ -54,16 +55,194 @@ def _real(name: str, x) -> np.ndarray:
     return np.ascontiguousarray(a, dtype=np.float64)
 
 
+_LIMITS = {np.dtype(t): (np.iinfo(t).min, np.iinfo(t).max) for t in (np.int32, np.int64)}
+
+
 def _integers(name: str, x, dtype) -> np.ndarray:
     """``x`` as an integer array of ``dtype``; refuses fractions and values that do not fit."""
     a = np.asarray(x)
+    if a.dtype == dtype:  # nothing to convert, nothing out of range
+        return np.ascontiguousarray(a)
     if a.dtype.kind not in "iu":
         if a.dtype.kind not in "bf" or (a.size and not np.all(np.mod(a, 1) == 0)):
             raise CouplingsError(f"{name} must hold integers, not {a.dtype} values")
-    info = np.iinfo(dtype)
-    if a.size and (a.min() < info.min or a.max() > info.max):
+    low, high = _LIMITS[np.dtype(dtype)]
+    if a.size and (a.min() < low or a.max() > high):
         raise CouplingsError(f"{name} has values outside the range of {np.dtype(dtype).name}")
     return np.ascontiguousarray(a, dtype=dtype)
+
+
+#: stored entries per pass of the validation and hashing loops: their temporaries stay a few
+#: MB whatever the model's size (a 10^6-spin model is checked in about 60 passes)
+_CHUNK = 1 << 16
+
+
+def _row_chunks(indptr: np.ndarray) -> Iterator[tuple[int, int]]:
+    """Row ranges (r0, r1) of about ``_CHUNK`` stored entries each; a row is never split."""
+    n = len(indptr) - 1
+    nnz = int(indptr[-1])
+    if nnz <= _CHUNK:
+        yield 0, n
+        return
+    cuts = np.searchsorted(indptr, np.arange(_CHUNK, nnz, _CHUNK), side="right") - 1
+    bounds = np.unique(np.concatenate([[0], cuts, [n]]))
+    yield from zip(bounds[:-1].tolist(), bounds[1:].tolist())
+
+
+def _chunk_rows(indptr: np.ndarray, r0: int, r1: int) -> np.ndarray:
+    """The row index of each stored entry of rows r0..r1-1 (int32)."""
+    return np.repeat(np.arange(r0, r1, dtype=np.int32), np.diff(indptr[r0 : r1 + 1]))
+
+
+def _transposed(indptr: np.ndarray, indices: np.ndarray):
+    """For each row chunk (r0, r1, order, pos): stored entry ``indptr[r0] + order[q]`` sits at
+    position ``pos[q]`` of the transpose's CSR. Raises :class:`_Asymmetric` when a column holds
+    more or fewer entries than the row of the same index (the transpose has other row lengths).
+
+    A counting sort by column, chunk by chunk: within a chunk a stable sort of its columns, across
+    chunks one running slot per column (starting at ``indptr``: the transpose of a symmetric
+    pattern has the same row pointers), so the temporaries are n counters and a chunk, never an
+    nnz-sized sort key or a count of every column.
+    """
+    fill = indptr[:-1].astype(np.int32 if indptr[-1] < 2**31 else np.int64)
+    for r0, r1 in _row_chunks(indptr):
+        k0, k1 = int(indptr[r0]), int(indptr[r1])
+        if k0 == k1:
+            continue
+        cols = indices[k0:k1]
+        # (column, row) order; rows ascend within the chunk, so this is a stable sort by column:
+        # on unique int64 keys numpy's vectorised quicksort does it (timsort, 3x slower, is what
+        # a stable sort of the columns alone would get)
+        rows = _chunk_rows(indptr, r0, r1) - r0
+        order = np.argsort(cols.astype(np.int64) * (r1 - r0) + rows)
+        sc = cols[order]
+        first = np.flatnonzero(np.concatenate([[True], sc[1:] != sc[:-1]]))
+        counts = np.diff(np.append(first, len(sc)))
+        pos = fill[sc] + (np.arange(len(sc)) - np.repeat(first, counts)).astype(fill.dtype)
+        fill[sc[first]] += counts.astype(fill.dtype)
+        if np.any(fill[sc[first]] > indptr[sc[first] + 1]):  # more in a column than its row
+            raise _Asymmetric
+        yield r0, r1, order, pos
+    if not np.array_equal(fill, indptr[1:]):  # fewer in a column than its row
+        raise _Asymmetric
+
+
+class _Asymmetric(Exception):
+    """Internal: a column holds more or fewer entries than the row of the same index."""
+
+
+def _same(a: np.ndarray, b: np.ndarray) -> bool:
+    """Equal shapes and values (np.array_equal without its checks: a few µs on small arrays)."""
+    return a.shape == b.shape and bool((a == b).all())
+
+
+def _sha256(parts) -> str:
+    """Hex SHA-256 of the concatenated buffers ``parts``, hashed as they come."""
+    h = hashlib.sha256()
+    for p in parts:
+        h.update(p)
+    return h.hexdigest()
+
+
+def _asymmetry(indptr, indices, data) -> CouplingsError:
+    """The error naming the first entry without an equal transposed partner (an error path:
+    memory proportional to the entries is fine here)."""
+    n = len(indptr) - 1
+    rows = np.repeat(np.arange(n, dtype=np.int64), np.diff(indptr))
+    key = rows * n + indices
+    tkey = indices.astype(np.int64) * n + rows
+    order = np.argsort(tkey, kind="stable")
+    mism = (
+        np.flatnonzero(data[order] != data)
+        if np.array_equal(tkey[order], key)
+        else np.flatnonzero(tkey[order] != key)
+    )
+    k = int(mism[0]) if len(mism) else 0
+    i, j = int(rows[k]), int(indices[k])
+    return CouplingsError(f"J is not symmetric: J[{i},{j}] != J[{j},{i}]")
+
+
+def _check_pattern(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray) -> None:
+    """No diagonal entry, sorted unique columns in every row, J equal to its transpose (pattern
+    and values): in passes over row chunks, with memory independent of the number of entries."""
+    for r0, r1 in _row_chunks(indptr):
+        k0, k1 = int(indptr[r0]), int(indptr[r1])
+        rows, cols = _chunk_rows(indptr, r0, r1), indices[k0:k1]
+        diag = np.flatnonzero(rows == cols)
+        if len(diag):
+            i = int(rows[diag[0]])
+            raise CouplingsError(f"J has a diagonal entry J[{i},{i}]; the diagonal must be zero")
+        # sorted, unique columns per row: a step back or a repeat inside any row
+        unsorted = np.flatnonzero((rows[1:] == rows[:-1]) & (cols[1:] <= cols[:-1]))
+        if len(unsorted):
+            i = int(rows[unsorted[0]])
+            raise CouplingsError(f"row {i}: column indices must be sorted and unique")
+    try:
+        for r0, r1, order, pos in _transposed(indptr, indices):
+            # entry (r, c) is sorted to where (c, r) sits in row-major order iff J is symmetric
+            k0, k1 = int(indptr[r0]), int(indptr[r1])
+            rows = _chunk_rows(indptr, r0, r1)[order]
+            if not (
+                np.array_equal(indices[pos], rows) and np.array_equal(data[pos], data[k0:k1][order])
+            ):
+                raise _Asymmetric
+    except _Asymmetric:
+        raise _asymmetry(indptr, indices, data) from None
+
+
+class _Topology:
+    """A validated graph and colouring, shared by every :class:`Couplings` on it.
+
+    Built once per graph: :meth:`Couplings.replace` and a constructor given the same arrays (or
+    equal ones: a training loop rebuilding its couplings every step) reuse it, so new values cost
+    only their own checks (finite, symmetric through the cached transpose permutation) and the
+    topology fingerprint is hashed once.
+    """
+
+    __slots__ = ("indptr", "indices", "coloring", "greedy", "_tperm", "fingerprint", "__weakref__")
+
+    #: the last topology validated for each (n, stored entries), while something holds it
+    _recent: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
+
+    def __init__(self, indptr, indices, coloring, greedy: bool) -> None:
+        self.indptr, self.indices, self.coloring, self.greedy = indptr, indices, coloring, greedy
+        self._tperm: np.ndarray | None = None
+        self.fingerprint: str | None = None
+        _Topology._recent[(len(indptr), len(indices))] = self
+
+    @classmethod
+    def recall(cls, indptr, indices, coloring) -> _Topology | None:
+        """The validated topology with these arrays (compared by value), if one is held."""
+        if not (isinstance(indptr, np.ndarray) and isinstance(indices, np.ndarray)):
+            return None
+        t = cls._recent.get((len(indptr), len(indices)))
+        if t is None:
+            return None
+        if coloring is None:
+            if not t.greedy:
+                return None
+        elif coloring is not t.coloring and not (
+            isinstance(coloring, np.ndarray)
+            and coloring.dtype.kind in "iu"
+            and _same(coloring, t.coloring)
+        ):
+            return None
+        if indptr is not t.indptr and not _same(indptr, t.indptr):
+            return None
+        if indices is not t.indices and not _same(indices, t.indices):
+            return None
+        return t
+
+    @property
+    def tperm(self) -> np.ndarray:
+        """Position of each stored entry's transposed partner (computed on first use)."""
+        if self._tperm is None:
+            nnz = len(self.indices)
+            tperm = np.empty(nnz, np.int64 if nnz >= 2**31 else np.int32)
+            for r0, _, order, pos in _transposed(self.indptr, self.indices):
+                tperm[self.indptr[r0] + order] = pos
+            self._tperm = tperm
+        return self._tperm
 
 
 def _node(x, edge) -> int:
@@ -183,15 +362,19 @@ class Couplings:
         names: Sequence[str] | None = None,
         fixed_point: FixedPointSpec | None = None,
     ) -> None:
+        data = _real("J", data)
+        topo = _Topology.recall(indptr, indices, coloring)
+        if topo is not None:  # a graph and colouring validated before: check the values only
+            self._set(topo, data, h, beta, names, fixed_point)
+            return
         indptr = _integers("indptr", indptr, np.int64)
         indices = _integers("indices", indices, np.int32)
-        data = _real("J", data)
         if indptr.ndim != 1 or len(indptr) < 1 or indptr[0] != 0:
             raise CouplingsError("indptr must be a 1-D array starting at 0")
         n = len(indptr) - 1
         if n < 1:
             raise CouplingsError("a model needs at least one spin (n >= 1)")
-        if np.any(np.diff(indptr) < 0):
+        if np.any(indptr[1:] < indptr[:-1]):
             raise CouplingsError("indptr must be non-decreasing")
         if indices.shape != data.shape or indices.ndim != 1 or len(indices) != indptr[-1]:
             raise CouplingsError(
@@ -201,39 +384,51 @@ class Couplings:
         _finite("J", data)
         if len(indices) and (indices.min() < 0 or indices.max() >= n):
             raise CouplingsError(f"column index out of range 0..{n - 1}")
-        rows = np.repeat(np.arange(n, dtype=np.int32), np.diff(indptr))
-        if np.any(rows == indices):
-            i = int(rows[rows == indices][0])
-            raise CouplingsError(f"J has a diagonal entry J[{i},{i}]; the diagonal must be zero")
-        # sorted, unique columns per row: a step back or a repeat inside any row
-        unsorted = np.flatnonzero((rows[1:] == rows[:-1]) & (np.diff(indices) <= 0))
-        if len(unsorted):
-            i = int(rows[unsorted[0]])
-            raise CouplingsError(f"row {i}: column indices must be sorted and unique")
-        # Symmetry: the transposed pattern and values must be identical.
-        key = rows.astype(np.int64) * n + indices
-        tkey = indices.astype(np.int64) * n + rows
-        order = np.argsort(tkey, kind="stable")
-        if not np.array_equal(tkey[order], key) or not np.array_equal(data[order], data):
-            mism = (
-                np.flatnonzero(data[order] != data)
-                if np.array_equal(tkey[order], key)
-                else np.flatnonzero(tkey[order] != key)
-            )
-            k = int(mism[0]) if len(mism) else 0
-            i, j = int(rows[k]), int(indices[k])
-            raise CouplingsError(f"J is not symmetric: J[{i},{j}] != J[{j},{i}]")
+        _check_pattern(indptr, indices, data)
+        # the values are checked; h and beta before the colouring, as errors always came
+        self._indptr, self._indices = indptr, indices  # what _validate_coloring reads
+        h, beta = self._fields(h, n), _check_beta(beta)
+        greedy = coloring is None
+        if greedy:
+            coloring = greedy_coloring(indptr, indices)
+        coloring = self._validate_coloring(coloring)
+        for a in (indptr, indices, coloring):
+            a.flags.writeable = False
+        topo = _Topology(indptr, indices, coloring, greedy)
+        self._set(topo, data, h, beta, names, fixed_point, checked=True)
+
+    @staticmethod
+    def _fields(h, n: int) -> np.ndarray:
         if h is None:
-            h = np.zeros(n)
+            return np.zeros(n)
         h = _real("h", h)
         if h.shape != (n,):
             raise CouplingsError(f"h must have shape ({n},), not {h.shape}")
         _finite("h", h)
-        self._indptr, self._indices, self._data, self._h = indptr, indices, data, h
-        self._beta = _check_beta(beta)
-        if coloring is None:
-            coloring = greedy_coloring(indptr, indices)
-        self._coloring = self._validate_coloring(coloring)
+        return h
+
+    def _set(
+        self, topo: _Topology, data, h, beta, names, fixed_point, checked: bool = False
+    ) -> None:
+        """Take the values (J data as float64, h, beta) and metadata on a validated topology.
+
+        Unless ``checked`` (the constructor's full check ran), the values are checked against
+        the topology here: J's shape, finite, equal to its transpose; h; beta.
+        """
+        n = len(topo.indptr) - 1
+        if not checked:
+            if data.shape != topo.indices.shape:
+                raise CouplingsError(
+                    f"CSR shapes disagree: indptr[-1]={int(topo.indptr[-1])}, "
+                    f"{len(topo.indices)} indices, {len(data)} values"
+                )
+            _finite("J", data)
+            if not (data[topo.tperm] == data).all():
+                raise _asymmetry(topo.indptr, topo.indices, data)
+            h, beta = self._fields(h, n), _check_beta(beta)
+        self._topology = topo
+        self._indptr, self._indices, self._coloring = topo.indptr, topo.indices, topo.coloring
+        self._data, self._h, self._beta = data, h, beta
         if names is not None:
             names = [str(x) for x in names]
             if len(names) != n:
@@ -244,8 +439,9 @@ class Couplings:
         if fixed_point is not None and not isinstance(fixed_point, FixedPointSpec):
             raise TypeError(f"fixed_point must be a FixedPointSpec, not {type(fixed_point)}")
         self._fixed_point = fixed_point
-        for a in (indptr, indices, data, h, self._coloring):
-            a.flags.writeable = False
+        for a in (data, h):
+            if a.flags.writeable:
+                a.flags.writeable = False
 
     def _validate_coloring(self, coloring) -> np.ndarray:
         c = np.asarray(coloring)
@@ -274,15 +470,17 @@ class Couplings:
                 raise CouplingsError(
                     f"coloring must use every colour 0..C-1; missing {shown}{more}"
                 )
-        c = c.astype(np.int32)
-        rows = np.repeat(np.arange(self.n), np.diff(self._indptr))
-        clash = np.flatnonzero(c[rows] == c[self._indices])
-        if len(clash):
-            i, j = int(rows[clash[0]]), int(self._indices[clash[0]])
-            raise CouplingsError(
-                f"coloring is not proper: neighbours {i} and {j} both have colour {int(c[i])}"
-            )
-        return np.ascontiguousarray(c)
+        c = np.ascontiguousarray(c, dtype=np.int32)
+        for r0, r1 in _row_chunks(self._indptr):
+            rows = _chunk_rows(self._indptr, r0, r1)
+            cols = self._indices[self._indptr[r0] : self._indptr[r1]]
+            clash = np.flatnonzero(c[rows] == c[cols])
+            if len(clash):
+                i, j = int(rows[clash[0]]), int(cols[clash[0]])
+                raise CouplingsError(
+                    f"coloring is not proper: neighbours {i} and {j} both have colour {int(c[i])}"
+                )
+        return c
 
     # -- constructors ------------------------------------------------------------------------
     @classmethod
@@ -526,7 +724,13 @@ class Couplings:
             "fixed_point": self._fixed_point,
         }
         kw.update(changes)
-        return Couplings(self._indptr, self._indices, **kw)
+        coloring = kw.pop("coloring")
+        if coloring is not self._coloring:
+            return Couplings(self._indptr, self._indices, coloring=coloring, **kw)
+        # same graph and colouring: only the values are checked
+        c = Couplings.__new__(Couplings)
+        c._set(self._topology, _real("J", kw.pop("data")), **kw)
+        return c
 
     def with_beta(self, beta: float) -> Couplings:
         return self.replace(beta=beta)
@@ -551,39 +755,46 @@ class Couplings:
         )
 
     # -- fingerprints ------------------------------------------------------------------------
+    def _topology_parts(self) -> Iterator:
+        """The canonical encoding of the graph, piece by piece (the arrays themselves, no copy:
+        they are stored in the encoding's little-endian types already on the usual machines)."""
+        yield b"pbitsim-topology-v1\0"
+        yield struct.pack("<Q", self.n)
+        yield np.ascontiguousarray(self._indptr, dtype="<i8")
+        yield np.ascontiguousarray(self._indices, dtype="<i4")
+        yield np.ascontiguousarray(self._coloring, dtype="<i4")
+
+    def _values_parts(self) -> Iterator:
+        """The canonical encoding of the values, piece by piece (``_CHUNK`` values at a time)."""
+        fp = self._fixed_point.canonical_bytes() if self._fixed_point else b""
+        yield b"pbitsim-values-v1\0"
+        for a in (self._data, self._h):
+            for k in range(0, len(a), _CHUNK):
+                yield (a[k : k + _CHUNK] + 0.0).astype("<f8", copy=False)  # + 0.0: -0.0 to 0.0
+        yield struct.pack("<d", self._beta)
+        yield struct.pack("<I", len(fp))
+        yield fp
+
     def topology_bytes(self) -> bytes:
         """Canonical encoding of the graph: what a synthesised design depends on."""
-        return b"".join(
-            [
-                b"pbitsim-topology-v1\0",
-                struct.pack("<Q", self.n),
-                self._indptr.astype("<i8").tobytes(),
-                self._indices.astype("<i4").tobytes(),
-                self._coloring.astype("<i4").tobytes(),
-            ]
-        )
+        return b"".join(bytes(memoryview(p)) for p in self._topology_parts())
 
     def values_bytes(self) -> bytes:
         """Canonical encoding of what is streamed at run time: J data, h, beta, fixed-point spec."""
-        fp = self._fixed_point.canonical_bytes() if self._fixed_point else b""
-        return b"".join(
-            [
-                b"pbitsim-values-v1\0",
-                (self._data + 0.0).astype("<f8").tobytes(),  # + 0.0 maps -0.0 to 0.0
-                (self._h + 0.0).astype("<f8").tobytes(),
-                struct.pack("<d", self._beta),
-                struct.pack("<I", len(fp)),
-                fp,
-            ]
-        )
+        return b"".join(bytes(memoryview(p)) for p in self._values_parts())
 
-    @cached_property
+    @property
     def topology_fingerprint(self) -> str:
-        return hashlib.sha256(self.topology_bytes()).hexdigest()
+        """SHA-256 of :meth:`topology_bytes` (hashed once per graph and colouring)."""
+        topo = self._topology
+        if topo.fingerprint is None:
+            topo.fingerprint = _sha256(self._topology_parts())
+        return topo.fingerprint
 
     @cached_property
     def values_fingerprint(self) -> str:
-        return hashlib.sha256(self.values_bytes()).hexdigest()
+        """SHA-256 of :meth:`values_bytes`."""
+        return _sha256(self._values_parts())
 
     @cached_property
     def fingerprint(self) -> str:

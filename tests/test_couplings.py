@@ -312,3 +312,95 @@ def test_colour_bound_costs_nothing_for_a_huge_colour():
     c = Couplings.from_edges(3, [(0, 1, 1.0)])
     with pytest.raises(CouplingsError, match=r"colour 2147483647 \(spin 2\)"):
         c.replace(coloring=np.array([0, 1, 2**31 - 1]))
+
+
+# -- validation in chunks, and the shared topology ------------------------------------------------
+
+
+def test_chunked_validation_accepts_what_one_pass_accepts(monkeypatch):
+    """Checked a few rows at a time (temporaries independent of the model's size), a valid model
+    gets the same arrays and fingerprints."""
+    from pbitsim import couplings as cm
+
+    c = models.spin_glass(40, p=0.3, seed=3, field=0.2)
+    monkeypatch.setattr(cm, "_CHUNK", 7)
+    assert len(list(cm._row_chunks(c.indptr))) > 10
+    cm._Topology._recent.clear()  # no shortcut: validate from scratch
+    d = Couplings(c.indptr.copy(), c.indices.copy(), c.data.copy(), c.h, c.beta)
+    assert d.fingerprint == c.fingerprint
+    np.testing.assert_array_equal(d.coloring, c.coloring)
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        ("asymmetric_value", "not symmetric"),
+        ("asymmetric_pattern", "not symmetric"),
+        ("unsorted", "sorted and unique"),
+        ("diagonal", "diagonal"),
+        ("colour_clash", "not proper"),
+    ],
+)
+def test_chunked_validation_finds_faults_in_late_chunks(monkeypatch, edit, message):
+    from pbitsim import couplings as cm
+
+    c = models.random_regular(60, 4, seed=1)
+    monkeypatch.setattr(cm, "_CHUNK", 9)
+    cm._Topology._recent.clear()
+    indptr, indices, data = c.indptr.copy(), c.indices.copy(), c.data.copy()
+    coloring = c.coloring.copy()
+    last = slice(indptr[-2], indptr[-1])  # the last row: in the last chunk
+    if edit == "asymmetric_value":
+        data[indptr[-2]] += 1.0
+    elif edit == "asymmetric_pattern":
+        indices[indptr[-2]] = next(j for j in range(59) if j not in set(indices[last]))
+        indices[last] = np.sort(indices[last])
+    elif edit == "unsorted":
+        indices[last] = indices[last][::-1]
+    elif edit == "diagonal":
+        indices[indptr[-2]] = 59
+        indices[last] = np.sort(indices[last])
+    else:
+        coloring[59] = coloring[indices[indptr[-2]]]
+    with pytest.raises(CouplingsError, match=message):
+        Couplings(indptr, indices, data, coloring=coloring)
+
+
+def test_same_topology_is_validated_once_and_values_still_checked():
+    c = models.spin_glass(12, p=0.5, seed=1, field=0.1)
+    rebuilt = Couplings(
+        c.indptr.copy(), c.indices.copy(), c.data * 2, c.h, coloring=c.coloring.copy()
+    )
+    assert rebuilt._topology is c._topology  # equal arrays: the validated topology is reused
+    assert rebuilt.topology_fingerprint == c.topology_fingerprint
+    assert c.replace(data=c.data * 3)._topology is c._topology
+    bad = c.data.copy()
+    bad[0] += 1.0  # J[i,j] != J[j,i]
+    with pytest.raises(CouplingsError, match="not symmetric"):
+        Couplings(c.indptr.copy(), c.indices.copy(), bad, c.h, coloring=c.coloring.copy())
+    with pytest.raises(CouplingsError, match="not symmetric"):
+        c.replace(data=bad)
+    with pytest.raises(CouplingsError, match="NaN"):
+        c.replace(data=np.full_like(c.data, np.nan))
+    with pytest.raises(CouplingsError, match="shape"):
+        c.replace(h=np.zeros(3))
+    other = c.coloring.copy()[::-1]  # another colouring: validated (and refused) afresh
+    with pytest.raises(CouplingsError, match="coloring"):
+        Couplings(c.indptr.copy(), c.indices.copy(), c.data, coloring=other)
+
+
+def test_transpose_permutation_pairs_each_entry_with_its_mirror():
+    c = models.spin_glass(15, p=0.4, seed=2)
+    t = c._topology.tperm
+    rows = np.repeat(np.arange(c.n), c.degrees)
+    np.testing.assert_array_equal(rows[t], c.indices)
+    np.testing.assert_array_equal(c.indices[t], rows)
+    assert sorted(t.tolist()) == list(range(c.nnz))
+
+
+def test_fingerprints_hash_the_documented_bytes_piece_by_piece():
+    import hashlib
+
+    c = models.spin_glass(10, p=0.5, seed=4, field=-0.0)
+    assert c.topology_fingerprint == hashlib.sha256(c.topology_bytes()).hexdigest()
+    assert c.values_fingerprint == hashlib.sha256(c.values_bytes()).hexdigest()

@@ -188,3 +188,82 @@ def test_invalid_content_is_a_file_error_naming_the_file(model):
     struct.pack_into("<d", blob, len(blob) - 8, float("nan"))
     with pytest.raises(CouplingFileError, match="^m.pbit: J contains NaN"):
         decode(reseal(bytes(blob)), "m.pbit")
+
+
+# -- reading large files: streamed, in bounded memory ---------------------------------------------
+
+
+def _edge_file(n, i, j, w, h=None, coloring=None, beta=1.0) -> bytes:
+    """A file with the edge list (i, j, w) in the order given (the header's fingerprints are
+    those of the model it describes)."""
+    c = pbitsim.Couplings.from_edges(n, list(zip(i, j, w)), h=h, beta=beta, coloring=coloring)
+    blob = encode(c)[:-32]
+    m = len(i)
+    tail = (
+        np.asarray(i, "<u4").tobytes()
+        + np.asarray(j, "<u4").tobytes()
+        + np.asarray(w, "<f8").tobytes()
+    )
+    return reseal(blob[: len(blob) - 16 * m] + tail), c
+
+
+def test_load_reads_the_file_as_decode_does(tmp_path, model, monkeypatch):
+    import pbitsim.fileformat as ff
+
+    monkeypatch.setattr(ff, "_CHUNK", 3)  # the weights placed a few edges at a time
+    big = models.spin_glass(30, p=0.3, seed=5, field=0.2)
+    for c in (model, big):
+        path = tmp_path / "m.pbit"
+        c.save(path)
+        assert path.read_bytes() == encode(c)
+        loaded = pbitsim.load(path)
+        assert loaded == c == decode(path.read_bytes())
+        np.testing.assert_array_equal(loaded.data, c.data)
+        np.testing.assert_array_equal(loaded.indices, c.indices)
+
+
+def test_edges_out_of_order_still_load_and_repeats_are_refused():
+    i, j, w = [2, 0, 1, 0], [3, 1, 2, 3], [0.5, -1.0, 2.0, 0.25]
+    blob, c = _edge_file(4, i, j, w)
+    assert decode(blob) == c
+    blob, c = _edge_file(4, [0, 1, 0], [1, 2, 3], [1.0, 1.0, 1.0])
+    body = bytearray(blob[:-32])
+    struct.pack_into("<I", body, len(body) - 16 * 3 + 8, 0)  # edge (0, 3) becomes (0, 1) again
+    struct.pack_into("<I", body, len(body) - 12 * 3 + 8, 1)
+    with pytest.raises(CouplingFileError, match="listed twice"):
+        decode(reseal(bytes(body)))
+
+
+def test_corruption_is_reported_before_any_content_error(model):
+    """An edge out of range in a file whose checksum fails: the checksum is what is reported."""
+    blob = bytearray(encode(model))
+    hlen = struct.unpack_from("<I", blob, 12)[0]
+    struct.pack_into("<I", blob, 16 + hlen + 12 * model.n, 10**6)  # edge i of the first edge
+    with pytest.raises(CouplingFileError, match="checksum"):
+        decode(bytes(blob))
+    with pytest.raises(CouplingFileError, match="0 <= i < j < n"):
+        decode(reseal(bytes(blob[:-32])))
+
+
+def test_load_peak_memory_is_within_twice_the_csr(tmp_path, monkeypatch):
+    """The reader holds the model, the two edge-index arrays and a few counters of n, never a
+    copy of the file or a sort key per edge (traced allocations; chunks scaled down with the
+    model so that they stay small beside it, as they do for 10^6 spins)."""
+    import tracemalloc
+
+    import pbitsim.couplings as cm
+    import pbitsim.fileformat as ff
+
+    monkeypatch.setattr(ff, "_CHUNK", 1 << 10)
+    monkeypatch.setattr(cm, "_CHUNK", 1 << 10)
+    c = models.lattice_2d(120, 120, beta=0.4)
+    path = tmp_path / "lattice.pbit"
+    c.save(path)
+    cm._Topology._recent.clear()
+    tracemalloc.start()
+    loaded = pbitsim.load(path)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert loaded == c
+    csr = c.indptr.nbytes + c.indices.nbytes + c.data.nbytes
+    assert peak <= 2 * csr, (peak, csr)

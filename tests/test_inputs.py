@@ -198,7 +198,7 @@ def test_samples_without_metadata(tmp_path):
         (["train", "--lr-final", 0], r"'--lr-final': '0' must be a finite number > 0"),
         (["train", "--epochs", 0], r"'--epochs': 0 is not in the range x>=1"),
         (["train", "--batch-size", 0], r"'--batch-size': 0 is not in the range"),
-        (["train", "--chains", 1], r"'--chains': 1 is not in the range x>=2"),
+        (["train", "--chains", 0], r"'--chains': 0 is not in the range x>=1"),
         (["train", "-k", 0], r"'-k' / '--steps': 0 is not in the range x>=1"),
         (["train", "--hidden", 0], r"'--hidden': 0 is not in the range x>=1"),
         (["train", "--seed", -3], r"'--seed': -3 is not in the range x>=0"),
@@ -348,7 +348,7 @@ def test_training_that_diverges_from_the_command_line(tmp_path):
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("lr", -1.0), ("lr", float("nan")), ("epochs", 0), ("chains", 1), ("k", 0)],
+    [("lr", -1.0), ("lr", float("nan")), ("epochs", 0), ("chains", 0), ("k", 0)],
 )
 def test_train_config_is_checked(field, value):
     from pbitsim.learn import TrainConfig

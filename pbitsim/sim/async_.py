@@ -36,6 +36,14 @@ Randomness: replica r has one splitmix64 stream started at ``splitmix64(seed, r)
 (:mod:`pbitsim.rng`), consumed in a fixed order (per tick, firing p-bits in index order: the spin's
 uniform, then that p-bit's next waiting time), so runs are deterministic per seed, independent of
 the thread count and of how the run is chunked.
+
+How it is computed (the same numbers, faster; ``docs/performance.md``): the p-bits of a tick come
+off a timing wheel of bitmaps instead of a scan of all firing times; a tick's uniforms are
+computed side by side from the stream's closed form (splitmix64's j-th output is
+mix64(state + j * golden)); a rational tanh settles every decision farther than 1e-6 from its
+threshold and a table every geometric wait whose cell of u floors to one integer, and the rest
+are computed with math.tanh and math.log as written above (``tests/test_perf_paths.py`` holds all
+of it to a plain transcription of these rules).
 """
 
 from __future__ import annotations
@@ -44,7 +52,9 @@ import math
 
 import numba as nb
 import numpy as np
+from numba.cpython.unsafe.numbers import trailing_zeros
 
+from pbitsim import rng as _rng
 from pbitsim.couplings import Couplings
 from pbitsim.rng import splitmix64
 from pbitsim.sampling import Runner, register_method
@@ -54,6 +64,10 @@ __all__ = ["AsyncRunner", "MODES"]
 
 MODES = ("poisson", "periodic")
 _POISSON, _PERIODIC = 0, 1
+_GOLDEN = _rng._GOLDEN
+# the rules of pbitsim.rng, inlined where the tick's draws are computed side by side
+_mix = nb.njit(cache=True, inline="always")(_rng.mix64)
+_u53 = nb.njit(cache=True, inline="always")(_rng.uniform53)
 
 
 @nb.njit(cache=True)
@@ -62,20 +76,38 @@ def _uniform(state):
     return state, uniform53(z)
 
 
-@nb.njit(cache=True)
-def _next_time(mode, p, period_i, jitter, tau, t, state):
-    """Next firing time after a firing at tick t whose scheduled time was tau."""
+@nb.njit(cache=True, inline="always")
+def _draws(mode, p, jitter):
+    """Uniforms a firing takes from the stream after its spin's: what _next_time uses."""
+    if mode == _POISSON:
+        return 1 if p < 1.0 else 0
+    return 2 if jitter > 0.0 else 0
+
+
+@nb.njit(cache=True, inline="always")
+def _wait(mode, p, period_i, jitter, tau, t, u1, u2):
+    """Next firing time after a firing at tick t whose scheduled time was tau, given the
+    firing's uniforms (u1, u2; only the first :func:`_draws` of them are used)."""
     if mode == _POISSON:
         if p >= 1.0:
-            return state, t + 1.0
-        state, u = _uniform(state)
-        return state, t + 1.0 + math.floor(math.log(1.0 - u) / math.log(1.0 - p))
+            return t + 1.0
+        return t + 1.0 + math.floor(math.log(1.0 - u1) / math.log(1.0 - p))
     step = period_i
     if jitter > 0.0:
-        state, u1 = _uniform(state)
-        state, u2 = _uniform(state)
         step += jitter * math.sqrt(-2.0 * math.log(1.0 - u1)) * math.cos(2.0 * math.pi * u2)
-    return state, max(tau + step, float(t))
+    return max(tau + step, float(t))
+
+
+@nb.njit(cache=True)
+def _next_time(mode, p, period_i, jitter, tau, t, state):
+    """Next firing time after a firing at tick t whose scheduled time was tau (drawing its
+    uniforms from the stream)."""
+    u1 = u2 = 0.0
+    if _draws(mode, p, jitter) >= 1:
+        state, u1 = _uniform(state)
+    if _draws(mode, p, jitter) == 2:
+        state, u2 = _uniform(state)
+    return state, _wait(mode, p, period_i, jitter, tau, t, u1, u2)
 
 
 @nb.njit(cache=True)
@@ -93,7 +125,103 @@ def _first_times(mode, p, period, rng, nxt):
         rng[r, 0] = state
 
 
-@nb.njit(cache=True)
+#: bytes of timing wheel per thread, at most: p-bit i waits in slot (its firing tick) mod slots
+#: of a bitmap per slot (n / 8 bytes), so the p-bits of a tick are found by scanning n / 64
+#: words, in index order, instead of comparing n firing times. One waiting longer than the wheel
+#: is looked at once per lap and left there.
+_WHEEL_BYTES = 1 << 22
+
+
+def wheel_slots(mean_wait: float, n: int) -> int:
+    """Slots of the timing wheel for a mean wait of ``mean_wait`` ticks and n p-bits: the power
+    of 2 at or above twice the mean wait (few p-bits then wait more than a lap), at least 8,
+    and no more than _WHEEL_BYTES of bitmaps allow. A speed choice only: results never depend
+    on it."""
+    want = 1 << max(3, math.ceil(math.log2(max(1.0, 2.0 * mean_wait))))
+    room = 1 << max(3, int(math.log2(max(1, _WHEEL_BYTES // (8 * -(-n // 64))))))
+    return int(min(want, room))
+
+
+#: last tick a p-bit can be scheduled for (a wait beyond it means "never" in any run)
+_FOREVER = 2**62
+#: |P/Q - tanh(x)| <= 2.7e-7 for the rational tanh below (checked on a dense grid to |x| = 12 and
+#: by tests/test_perf_paths.py); a decision whose uniform lies within this margin of the
+#: threshold is recomputed with math.tanh
+_TANH_MARGIN = 1e-6
+_XMAX = 7.90531110763549805
+_A1, _A3, _A5, _A7, _A9, _A11, _A13 = (
+    4.89352455891786e-03,
+    6.37261928875436e-04,
+    1.48572235717979e-05,
+    5.12229709037114e-08,
+    -8.60467152213735e-11,
+    2.00018790482477e-13,
+    -2.76076847742355e-16,
+)
+_B0, _B2, _B4, _B6 = (
+    4.89352518554385e-03,
+    2.26843463243900e-03,
+    1.18534705686654e-04,
+    1.19825839466702e-06,
+)
+#: cells of the geometric waiting-time table (indexed by the top bits of the random number)
+_WAIT_BITS = 12
+
+
+@nb.njit(cache=True, inline="always")
+def _decide_fast(u, x):
+    """The model's decision ``u < 0.5 * (1.0 + math.tanh(x))`` as +1 / -1, or 0 when it cannot
+    be settled without math.tanh.
+
+    Eigen's rational tanh P/Q (no division: (2u - 1) Q is compared with P) settles every
+    decision farther than _TANH_MARGIN from the threshold: all but about one in 10^6, which the
+    caller recomputes as the rule is written. No branch: a vector loop over a tick's firings.
+    """
+    xc = min(max(x, -_XMAX), _XMAX)
+    x2 = xc * xc
+    p = ((((((_A13 * x2 + _A11) * x2 + _A9) * x2 + _A7) * x2 + _A5) * x2 + _A3) * x2 + _A1) * xc
+    q = ((_B6 * x2 + _B4) * x2 + _B2) * x2 + _B0
+    d = (2.0 * u - 1.0) * q - p  # 2u - 1 is exact: u is a multiple of 2**-53 in [0, 1)
+    sure = abs(d) > _TANH_MARGIN * q
+    return np.int8(sure) * (np.int8(1) - np.int8(2) * np.int8(d > 0.0))
+
+
+def wait_table(p: float) -> np.ndarray:
+    """floor(log(1 - u) / log(1 - p)) for every u of each of the 2**_WAIT_BITS cells of [0, 1)
+    (indexed by the random number's top bits), or -1 where the cell straddles an integer.
+
+    A cell's value is taken only if both ends, moved outwards by 10^-9 relative (a million
+    times the error of the computed logarithm and quotient), floor to the same integer: the
+    quotient is monotone in u, so every u of the cell then floors to it, as computed by
+    :func:`_next_time`. The rest of the draws (a few per cent) compute the logarithm.
+    """
+    cells = 1 << _WAIT_BITS
+    table = np.full(cells, -1, np.int64)
+    if not 0.0 < p < 1.0:
+        return table
+    lp = math.log(1.0 - p)
+    u_lo = np.arange(cells) / cells
+    u_hi = (np.arange(cells) + 1) / cells - 2.0**-53
+    with np.errstate(divide="ignore"):
+        y_lo = np.log(1.0 - u_lo) / lp
+        y_hi = np.log(1.0 - u_hi) / lp
+    lo = np.floor(y_lo * (1 - 1e-9) - 1e-9)
+    hi = np.floor(y_hi * (1 + 1e-9) + 1e-9)
+    pure = (lo == hi) & (hi < 2**31)
+    table[pure] = lo[pure].astype(np.int64)
+    return table
+
+
+@nb.njit(cache=True, inline="always")
+def _firing_tick(nxt, after):
+    """The tick a p-bit scheduled at time ``nxt`` fires: the first tick > ``after`` at or past
+    nxt (capped at _FOREVER)."""
+    if nxt >= _FOREVER:
+        return _FOREVER
+    return max(np.int64(math.ceil(nxt)), after + 1)
+
+
+@nb.njit(cache=True, nogil=True)
 def _run_replica(
     indptr,
     indices,
@@ -113,29 +241,86 @@ def _run_replica(
     nticks,
     stride,
     out,
+    waits,
+    exact,
+    wheel,
+    ft,
     fired,
     tmp,
+    f,
+    u,
+    g,
 ):
+    """Ticks tick0 + 1 .. tick0 + nticks of one replica, exactly as the module docstring says.
+
+    The p-bits of a tick come off a timing wheel (bitmaps scanned in index order: a tick costs
+    its firings plus n / 64 words). A firing takes 1 + D uniforms from the replica's splitmix64
+    stream (D = :func:`_draws`), so firing k of a tick takes outputs (1 + D) k + 1 ... from the
+    stream's state at the start of the tick: they are computed side by side (a vector loop), not
+    one after the other, and the decisions and waiting times of a tick then run as vector loops
+    too. Same numbers, in the same places, as drawing them in turn.
+    """
     slots = delay + 1
     n = h.shape[0]
+    words = wheel.shape[1]
+    mask = np.int64(wheel.shape[0] - 1)
+    wheel[:] = 0
+    for i in range(n):  # rebuilt from the firing times at each call: they are the state
+        ft[i] = _firing_tick(nxt[i], tick0)
+        wheel[ft[i] & mask, i >> 6] |= np.uint64(1) << np.uint64(i & 63)
+    draws = _draws(mode, p, jitter)
+    per = np.uint64(1 + draws)
+    geometric = mode == _POISSON and p < 1.0
+    top = np.uint64(64 - _WAIT_BITS)
     state = rng[0]
     for t in range(tick0 + 1, tick0 + nticks + 1):
         prev = (t - 1) % slots
         cur = t % slots  # holds S_{t-1-delay} (or S_0 early on); receives S_t
+        row = wheel[t & mask]
         m = 0
-        for i in range(n):
-            if nxt[i] <= t:
-                fired[m] = i
-                m += 1
-        for k in range(m):
+        for wi in range(words):
+            word = row[wi]
+            keep = word
+            while word:
+                b = trailing_zeros(word)
+                i = (wi << 6) + b
+                if ft[i] == t:
+                    fired[m] = i
+                    m += 1
+                    keep ^= np.uint64(1) << np.uint64(b)
+                word &= word - np.uint64(1)
+            row[wi] = keep  # once per word: no store-to-load chain through the bits
+        for k in range(m):  # fields from S_{t-1-delay}
             i = fired[k]
             field = h[i]
             for q in range(indptr[i], indptr[i + 1]):
                 field += data[q] * hist[cur, indices[q]]
-            state, u = _uniform(state)
-            tmp[k] = 1 if u < 0.5 * (1.0 + math.tanh(beta * field)) else -1
-            state, nxt[i] = _next_time(mode, p, period[i], jitter, nxt[i], t, state)
+            f[k] = beta * field
+        for k in range(m):  # decisions, side by side: the uniform of firing k, P/Q first
+            u[k] = _u53(_mix(state + (per * np.uint64(k) + np.uint64(1)) * _GOLDEN))
+            tmp[k] = _decide_fast(u[k], f[k])
+        for k in range(m):  # the few within the approximation's margin: math.tanh
+            if tmp[k] == 0:
+                exact[0] += 1
+                tmp[k] = 1 if u[k] < 0.5 * (1.0 + math.tanh(f[k])) else -1
+        if geometric:
+            for k in range(m):  # waiting times from the table, side by side
+                g[k] = waits[_mix(state + (per * np.uint64(k) + np.uint64(2)) * _GOLDEN) >> top]
+        for k in range(m):
+            i = fired[k]
+            if geometric and g[k] >= 0:
+                nxt[i] = t + 1.0 + g[k]
+                ft[i] = t + 1 + g[k]  # = _firing_tick(nxt[i], t): an integer time
+            else:  # as _next_time computes it
+                exact[1] += geometric
+                z = state + per * np.uint64(k) * _GOLDEN
+                u1 = _u53(_mix(z + np.uint64(2) * _GOLDEN)) if draws >= 1 else 0.0
+                u2 = _u53(_mix(z + np.uint64(3) * _GOLDEN)) if draws == 2 else 0.0
+                nxt[i] = _wait(mode, p, period[i], jitter, nxt[i], t, u1, u2)
+                ft[i] = _firing_tick(nxt[i], t)
             counts[i] += 1
+            wheel[ft[i] & mask, i >> 6] |= np.uint64(1) << np.uint64(i & 63)
+        state += per * np.uint64(m) * _GOLDEN
         if slots > 1:
             hist[cur, :] = hist[prev, :]
         for k in range(m):
@@ -146,8 +331,10 @@ def _run_replica(
     rng[0] = state
 
 
-@nb.njit(cache=True, parallel=True)
-def _run(
+@nb.njit(cache=True, nogil=True)
+def _run_block(
+    r0,
+    r1,
     indptr,
     indices,
     data,
@@ -166,11 +353,21 @@ def _run(
     nticks,
     stride,
     out,
+    waits,
+    exact,
+    slots,
 ):
+    """Replicas r0..r1-1, one after the other, on the calling thread (a timing wheel of
+    ``slots`` slots)."""
     n = h.shape[0]
-    for r in nb.prange(hist.shape[0]):
-        fired = np.empty(n, dtype=np.int64)
-        tmp = np.empty(n, dtype=np.int8)
+    wheel = np.empty((slots, (n + 63) >> 6), np.uint64)
+    ft = np.empty(n, np.int64)
+    fired = np.empty(n, np.int64)
+    tmp = np.empty(n, np.int8)
+    f = np.empty(n)
+    u = np.empty(n)
+    g = np.empty(n, np.int64)
+    for r in range(r0, r1):
         _run_replica(
             indptr,
             indices,
@@ -190,9 +387,40 @@ def _run(
             nticks,
             stride,
             out[r],
+            waits,
+            exact[r],
+            wheel,
+            ft,
             fired,
             tmp,
+            f,
+            u,
+            g,
         )
+
+
+#: a call firing fewer p-bits than this (about a millisecond of work) stays on one thread
+_ONE_THREAD_BELOW = 1 << 16
+
+
+def _run(threads: int, replicas: int, firings: float, *args) -> None:
+    """:func:`_run_block` over all replicas: on the calling thread for a short call or one
+    replica, else on ``threads`` threads, each owning a contiguous range of replicas (streams are
+    per replica, so the split never changes a result)."""
+    threads = min(threads, replicas)
+    if threads <= 1 or firings < _ONE_THREAD_BELOW:
+        _run_block(0, replicas, *args)
+        return
+    from pbitsim.sim.gibbs_kernels import _workers
+
+    bounds = [replicas * k // threads for k in range(threads + 1)]
+    pool = _workers(threads)
+    futures = [pool.submit(_run_block, bounds[k], bounds[k + 1], *args) for k in range(1, threads)]
+    try:
+        _run_block(bounds[0], bounds[1], *args)
+    finally:
+        for fu in futures:
+            fu.result()
 
 
 @register_method("async")
@@ -258,6 +486,7 @@ class AsyncRunner(Runner):
             int(delay),
         )
         self._mode = MODES.index(mode)
+        self._waits = wait_table(self.p) if mode == "poisson" else wait_table(1.0)
         self.ticks_per_step = max(1, round(1.0 / self.p if mode == "poisson" else per.mean()))
 
         R = self.replicas
@@ -268,6 +497,8 @@ class AsyncRunner(Runner):
         self._hist = np.ascontiguousarray(np.repeat(s0[:, None, :], self.delay + 1, axis=1))
         self._rng = np.array([[splitmix64(int(seed), r)] for r in range(R)], dtype=np.uint64)
         self._counts = np.zeros((R, n), dtype=np.int64)
+        # per replica: decisions and waiting times the fast paths handed to the exact formula
+        self._exact = np.zeros((R, 2), dtype=np.int64)
         self._nxt = np.empty((R, n), dtype=np.float64)
         if phase is None:
             _first_times(self._mode, self.p, per, self._rng, self._nxt)
@@ -280,7 +511,7 @@ class AsyncRunner(Runner):
             self._nxt[:] = ph
         self._csr = (
             couplings.indptr.astype(np.int64),
-            couplings.indices.astype(np.int64),
+            couplings.indices.astype(np.int32),
             couplings.data.astype(np.float64),
             couplings.h.astype(np.float64),
         )
@@ -304,7 +535,11 @@ class AsyncRunner(Runner):
         out = np.empty((self.replicas, k, self.couplings.n), dtype=np.int8)
         if nticks and self.couplings.n:
             indptr, indices, data, h = self._csr
+            firings = self.replicas * self.couplings.n * nticks / self.ticks_per_step
             _run(
+                nb.get_num_threads(),
+                self.replicas,
+                firings,
                 indptr,
                 indices,
                 data,
@@ -323,6 +558,9 @@ class AsyncRunner(Runner):
                 nticks,
                 stride,
                 out,
+                self._waits,
+                self._exact,
+                wheel_slots(self.ticks_per_step, self.couplings.n),
             )
         self.tick += nticks
         return out

@@ -1,16 +1,29 @@
-"""Exact p-bit samplers: sequential sweep, random scan and chromatic (colour-by-colour) Gibbs.
+"""Exact p-bit samplers: sequential sweep, random scan, chromatic (colour-by-colour) Gibbs, and the
+reversible sweep family (symmetric sweep, forward/backward mixture).
 
-Registered as ``sample(..., method="sequential" | "random-scan" | "chromatic")``. One step
-(``shared/reference/diagnostics-definitions.md``) is
+Registered as ``sample(..., method="sequential" | "random-scan" | "chromatic" | "symmetric" |
+"sweep-mixture")``. One step (what ``sweeps``, ``burn_in`` and ``thin`` count) is, per method, as
+below: one step of the exact kernel of the same name (:class:`~pbitsim.diagnostics.ExactChain`),
+except random scan, whose step is n steps of the single-update kernel there and in
+``shared/reference/diagnostics-definitions.md`` (how steps, draws and exact-kernel steps convert:
+``docs/diagnostics.md``, "Time units"):
 
 * ``"sequential"``: n updates, sites 0..n-1 in order;
 * ``"random-scan"``: n updates, each at a site drawn uniformly (with replacement);
 * ``"chromatic"``: every colour class of :attr:`Couplings.coloring` once, colours in order. Sites of
   one colour do not interact, so updating them all at once is the same Markov kernel as updating
-  them one after the other; the kernels do the latter (per replica) and never wait for each other.
+  them one after the other; the kernels do the latter (per replica) and never wait for each other;
+* ``"symmetric"``: a forward sweep 0..n-1, then back n-2..0 (2n - 1 updates: the turning site is
+  not updated twice in a row, which would change nothing). The step is a palindrome of
+  self-adjoint updates, so this kernel is reversible;
+* ``"sweep-mixture"`` (option ``q``, default 0.5): each step, each chain independently sweeps
+  forward (0..n-1) with probability q, else backward (n-1..0); n updates. q = 1/2 is reversible,
+  q = 1 draws exactly what ``"sequential"`` draws (bit for bit, same seed).
+
+The exact kernels of all five are in :mod:`pbitsim.diagnostics.kernels`.
 
 Each update sets s_i = +1 with probability (1 + tanh(beta I_i)) / 2 (float32, within 2e-7; see
-:mod:`pbitsim.sim.gibbs_kernels`). All three leave exp(-beta E) invariant.
+:mod:`pbitsim.sim.gibbs_kernels`). All of them leave exp(-beta E) invariant.
 
 Options (keyword arguments of :func:`pbitsim.sample`)
 -----------------------------------------------------
@@ -78,12 +91,17 @@ __all__ = [
     "SequentialRunner",
     "RandomScanRunner",
     "ChromaticRunner",
+    "SymmetricRunner",
+    "SweepMixtureRunner",
 ]
 
 #: below this many replicas per block, kernels that work column by column serve them.
 _COLUMN_KERNELS_BELOW = 16
 #: replicas per block of the replica kernel, at most (more blocks than threads above it).
 _MAX_BLOCK_WIDTH = 128
+#: a call doing less work than this (rows x steps x (n + stored couplings)), about a millisecond
+#: on one core, runs on the calling thread alone
+_ONE_THREAD_BELOW = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -193,7 +211,13 @@ def _positive(name: str, x) -> np.ndarray:
 
 
 class GibbsRunner(Runner):
-    """Shared machinery of the three exact schemes (see the module docstring for the options)."""
+    """Shared machinery of the exact schemes (see the module docstring for the options)."""
+
+    #: the kernel every block runs (None: chosen per block by :meth:`_plan`)
+    _column_kernel: int | None = None
+    #: forward-sweep probability and per-row direction streams (``"sweep-mixture"`` only)
+    _q = 1.0
+    _dirs = np.zeros((0, 4), np.uint32)
 
     def __init__(
         self,
@@ -297,6 +321,7 @@ class GibbsRunner(Runner):
         self._att = np.zeros_like(self._acc)
         self._trips = np.zeros(replicas, np.int64)
         self._t = 0
+        self._plans: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._last_info: dict = {}
         if self._ramp is not None:
             start, stop, kind, sweeps = self._ramp
@@ -350,18 +375,32 @@ class GibbsRunner(Runner):
     def output_replicas(self) -> int:
         return self._rows
 
-    def _plan(self) -> tuple[np.ndarray, np.ndarray]:
-        """Column blocks (whole chains) and the kernel of each: a speed choice only, since every
-        kernel computes the same numbers."""
+    def _threads(self, steps: int) -> int:
+        """Threads for a call of ``steps`` steps: Numba's thread count, or 1 for a short call.
+
+        A second thread is woken for each call; on a busy machine that wake-up waits out a
+        scheduler slice (milliseconds), which a short call (a PCD step, a board-sized model)
+        never earns back. Results do not depend on it.
+        """
         from numba import get_num_threads
 
-        chains, threads = self.replicas, get_num_threads()
+        work = self._rows * steps * (self.couplings.n + self.couplings.nnz)
+        return 1 if work < _ONE_THREAD_BELOW else get_num_threads()
+
+    def _plan(self, threads: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Column blocks (whole chains) for ``threads`` threads (default: Numba's count) and the
+        kernel of each: a speed choice only, since every kernel computes the same numbers."""
+        from numba import get_num_threads
+
+        chains, threads = self.replicas, threads or get_num_threads()
         # Enough blocks to keep each under _MAX_BLOCK_WIDTH replicas (its spins then stay in
         # cache on random graphs), a multiple of the thread count (static schedule: balance).
         nblocks = threads * -(-self._rows // (threads * _MAX_BLOCK_WIDTH))
         nblocks = min(chains, nblocks)
         bounds = (np.arange(nblocks + 1) * chains // nblocks * self._K).astype(np.int64)
-        if self.method_name == "random-scan":
+        if self._column_kernel is not None:  # the reversible family: column kernels only
+            kernel = self._column_kernel
+        elif self.method_name == "random-scan":
             kernel = gk.KERNEL_RANDOM_SCAN
         elif self._rows // nblocks >= _COLUMN_KERNELS_BELOW:
             kernel = gk.KERNEL_REPLICAS
@@ -383,7 +422,10 @@ class GibbsRunner(Runner):
         out_e = np.empty((self._rows, k))
         out_w = np.empty((self._rows, k), np.int32)
         if steps:
-            bounds, kernels = self._plan()
+            threads = self._threads(steps)
+            if threads not in self._plans:  # a plan depends on the runner and thread count only
+                self._plans[threads] = self._plan(threads)
+            bounds, kernels = self._plans[threads]
             pt = (self._walker, self._label, self._swap_rng, self._acc, self._att, self._trips)
             gk.run(
                 self._S,
@@ -403,6 +445,9 @@ class GibbsRunner(Runner):
                 out,
                 out_e,
                 out_w,
+                threads,
+                self._q,
+                self._dirs,
             )
             self._t += steps
         self._last_info = {"energies": out_e}
@@ -462,3 +507,67 @@ class ChromaticRunner(GibbsRunner):
         rank[reverse_cuthill_mckee(c.to_scipy(), symmetric_mode=True)] = np.arange(c.n)
         classes = [x[np.argsort(rank[x], kind="stable")] for x in c.color_classes()]
         return build_layout(c, classes)
+
+
+@register_method("symmetric")
+class SymmetricRunner(GibbsRunner):
+    """``method="symmetric"``: one step = sites 0..n-1 then n-2..0 (2n - 1 updates), reversible.
+
+    Column kernels serve every replica (scalar sweeps), with the streams of the forward sweep
+    (:class:`SequentialRunner`'s layout): the forward half of a step consumes each stream as a
+    sequential step does, the backward half continues them.
+    """
+
+    step_unit = "symmetric sweep (2n - 1 updates)"
+    _column_kernel = gk.KERNEL_SYMMETRIC
+
+
+@register_method("sweep-mixture")
+class SweepMixtureRunner(GibbsRunner):
+    """``method="sweep-mixture"``: each step a forward sweep with probability ``q``, else a
+    backward one (n updates), chosen per chain and step.
+
+    Row r's directions come from its own xoshiro128+ stream, seeded from
+    ``SeedSequence(seed, spawn_key=(3,))`` (a float64 uniform u < q: forward), apart from the
+    update streams: with q = 1 the spins are those of ``method="sequential"`` with the same seed.
+    """
+
+    step_unit = "sweep (forward or backward)"
+    _column_kernel = gk.KERNEL_MIXTURE
+
+    def __init__(
+        self,
+        couplings: Couplings,
+        replicas: int = 1,
+        seed: int | None = None,
+        *,
+        q: float = 0.5,
+        betas=None,
+        swap_every: int | None = None,
+        beta_schedule=None,
+        anneal=None,
+        anneal_kind: str = "linear",
+        anneal_sweeps: int | None = None,
+        initial=None,
+    ) -> None:
+        if isinstance(q, bool) or not isinstance(q, int | float | np.integer | np.floating):
+            raise TypeError(f"q must be a number in [0, 1], not {type(q).__name__}")
+        if not 0.0 <= float(q) <= 1.0:
+            raise ValueError(f"q must be in [0, 1] (the probability of a forward sweep), not {q}")
+        if seed is None:
+            seed = int(np.random.SeedSequence().entropy)
+        super().__init__(
+            couplings,
+            replicas,
+            seed,
+            betas=betas,
+            swap_every=swap_every,
+            beta_schedule=beta_schedule,
+            anneal=anneal,
+            anneal_kind=anneal_kind,
+            anneal_sweeps=anneal_sweeps,
+            initial=initial,
+        )
+        self._q = float(q)
+        self._dirs = _streams(self.seed, 3, self._rows, 1)
+        self.settings["q"] = self._q

@@ -28,11 +28,14 @@ too.
 
 from __future__ import annotations
 
+import functools
 import math
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from llvmlite import ir
-from numba import njit, prange, types
+from numba import njit, types
 from numba.extending import intrinsic, overload
 
 __all__ = ["run", "energies_of", "fma32", "xoshiro128p_step", "tanh_accept"]
@@ -67,6 +70,50 @@ _U8, _U9, _U11, _U21 = np.uint64(8), np.uint64(9), np.uint64(11), np.uint64(21)
 LANES = 32
 BLOCK = 1024
 KERNEL_REPLICAS, KERNEL_COLUMNS, KERNEL_SITES, KERNEL_RANDOM_SCAN = 0, 1, 2, 3
+#: column kernels of the reversible family: a forward then a backward sweep; a forward sweep with
+#: probability q, else a backward one (:mod:`pbitsim.sim.gibbs`, ``"symmetric"`` and
+#: ``"sweep-mixture"``)
+KERNEL_SYMMETRIC, KERNEL_MIXTURE = 4, 5
+#: positions ahead whose neighbours' spin rows the replica kernel asks the caches for
+_PREFETCH_AHEAD = 4
+
+
+@intrinsic
+def _prefetch(typingctx, arr, row):
+    """Ask for the cache line of arr[row, 0, ...] ahead of its use: a hint that changes no value.
+
+    The replica kernel reads each neighbour's row of spins; on a random graph whose spins
+    outgrow the caches (10^6 sites x 64 replicas: 64 MB) each such read waits out a memory
+    latency, which asking a few positions early hides (1.7x there, measured).
+    """
+    sig = types.void(arr, row)
+
+    def codegen(context, builder, signature, args):
+        from numba.core import cgutils
+
+        aryty, rowty = signature.args
+        ary = context.make_array(aryty)(context, builder, args[0])
+        zero = context.get_constant(types.intp, 0)
+        idx = [context.cast(builder, args[1], rowty, types.intp)] + [zero] * (aryty.ndim - 1)
+        ptr = cgutils.get_item_pointer2(
+            context,
+            builder,
+            ary.data,
+            cgutils.unpack_tuple(builder, ary.shape),
+            cgutils.unpack_tuple(builder, ary.strides),
+            aryty.layout,
+            idx,
+            wraparound=False,
+            boundscheck=False,
+        )
+        i8p, i32 = ir.IntType(8).as_pointer(), ir.IntType(32)
+        fnty = ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32])
+        fn = builder.module.declare_intrinsic("llvm.prefetch", [i8p], fnty)
+        # read, keep in all cache levels, data cache
+        builder.call(fn, [builder.bitcast(ptr, i8p), i32(0), i32(3), i32(1)])
+        return context.get_dummy_value()
+
+    return sig, codegen
 
 
 @intrinsic
@@ -178,6 +225,7 @@ def _sweep_replicas(S, st, ptr, nbr, w, h, sidx, bstart, bv, f):
     int8 rows (one cache line per 64 replicas) keep a random graph's neighbour rows in cache.
     """
     m = np.uint64(S.shape[1])  # unsigned column indices: no negative-index wraparound checks
+    last = bstart[bstart.shape[0] - 1] - 1
     # Positions are walked block by block with bounds read from an array: LLVM then keeps the
     # aliasing checks of the vectorised column loops per position. Given a loop bound it can
     # analyse (range(n)) it hoists them over the whole sweep, where the rows of S always overlap,
@@ -186,6 +234,9 @@ def _sweep_replicas(S, st, ptr, nbr, w, h, sidx, bstart, bv, f):
         for p in range(bstart[b], bstart[b + 1]):
             k0 = ptr[p]
             k1 = ptr[p + 1]
+            ahead = ptr[min(p + _PREFETCH_AHEAD, last)]
+            for k in range(ahead, ahead + 4):  # the first 4 neighbours, a few positions on
+                _prefetch(S, nbr[k])
             row = np.int64(sidx[p]) * 4
             hp = h[p]
             q0, q1, q2, q3 = nbr[k0], nbr[k0 + 1], nbr[k0 + 2], nbr[k0 + 3]
@@ -272,6 +323,26 @@ def _sweep_sites(s, st, ptr, nbr, w, h, bstart, beta, lanes, f, res):
             row = (first + j) * np.uint64(4)
             st[row], st[row + 1], st[row + 2], st[row + 3] = s0[j], s1[j], s2[j], s3[j]
         first += nl
+
+
+@njit(cache=True)
+def _sweep_column_back(s, st, ptr, nbr, w, h, sidx, beta, skip):
+    """A backward sweep of one column s[n + 1]: positions n - 1 - skip down to 0, each with the
+    stream it uses in a forward sweep (scalar; ``skip`` = 1 leaves out the turning site of a
+    symmetric sweep, which the forward sweep has just updated)."""
+    for p in range(h.shape[0] - 1 - skip, -1, -1):
+        fp = h[p]
+        for k in range(np.uint64(ptr[p]), np.uint64(ptr[p + 1])):
+            fp = _fma(w[k], s[np.uint64(nbr[k])], fp)
+        row = np.uint64(sidx[p]) * np.uint64(4)
+        out, a0, a1, a2, a3 = _xoshiro(
+            np.uint64(st[row]),
+            np.uint64(st[row + 1]),
+            np.uint64(st[row + 2]),
+            np.uint64(st[row + 3]),
+        )
+        st[row], st[row + 1], st[row + 2], st[row + 3] = a0, a1, a2, a3
+        s[p] = _ONE if _accept(fp, beta, out) else -_ONE
 
 
 @njit(cache=True)
@@ -396,162 +467,148 @@ def _record(S, by_column, c0, K, temp, site, e, d, out, out_e, out_w):
             out[row, d, site[p]] = np.int8(S[j, p] if by_column else S[p, j])
 
 
-@njit(cache=True)
-def _steps(
-    Sl,
-    stl,
-    c0,
-    kern,
-    lay,
-    ladder,
-    betaf,
-    temp,
-    pt,
-    t0,
-    nsteps,
-    swap_every,
-    thin,
-    record,
-    out,
-    out_e,
-    out_w,
-):
-    """The steps of :func:`run` on a block's private copies: Sl is int8 [n + 1, m] for the
-    replica kernel, float32 [m, n + 1] (a column per row) for the others."""
-    ptr, nbr, w, h, sidx, site, w64, h64, bstart = lay
-    walker, label, swap_rng, acc, att, trips = pt
-    K = ladder.shape[0]
-    by_column = kern != KERNEL_REPLICAS
-    m = Sl.shape[0] if by_column else Sl.shape[1]
-    bv = np.empty(m, np.float32)
-    f = np.empty(m, np.float32)
-    e = np.empty(m, np.float64)
-    inner = np.empty(m, np.float64)
-    lanes = np.empty((4, LANES), np.uint32)
-    fl = np.empty(LANES, np.float32)
-    res = np.empty(LANES, np.float32)
-    ndraw = 0
-    for step in range(nsteps):
-        t = t0 + step
-        scale = betaf[min(t, betaf.shape[0] - 1)]
-        for j in range(m):
-            bv[j] = np.float32(ladder[temp[c0 + j]] * scale)
-        if kern == KERNEL_REPLICAS:
-            _sweep_replicas(Sl, stl, ptr, nbr, w, h, sidx, bstart, bv, f)
-        elif kern == KERNEL_COLUMNS:
-            for j in range(m):
-                _sweep_column(Sl[j], stl[j], ptr, nbr, w, h, sidx, bstart, bv[j])
-        elif kern == KERNEL_SITES:
-            for j in range(m):
-                _sweep_sites(Sl[j], stl[j], ptr, nbr, w, h, bstart, bv[j], lanes, fl, res)
-        else:
-            for j in range(m):
-                _scan_random(Sl[j], stl[j], ptr, nbr, w, h, bv[j])
-        swap = swap_every > 0 and (t + 1) % swap_every == 0
-        rec = record and (step + 1) % thin == 0
-        if swap or rec:
-            energies_of(Sl, by_column, ptr, nbr, w64, h64, bstart, e, inner)
-        if swap:
-            event = (t + 1) // swap_every - 1
-            for c in range(c0 // K, (c0 + m) // K):
-                _swap(
-                    c,
-                    event,
-                    K,
-                    c0,
-                    e,
-                    ladder,
-                    temp,
-                    walker,
-                    label,
-                    swap_rng,
-                    acc,
-                    att,
-                    trips,
-                    record,
-                )
-        if rec:
-            _record(Sl, by_column, c0, K, temp, site, e, ndraw, out, out_e, out_w)
-            ndraw += 1
+def _block_kernel(kern: int):
+    """:func:`run` for the columns c0..c1 - 1 (whole chains) with kernel ``kern``, on the calling
+    thread: one compiled function per kernel, made by this factory.
 
-
-@njit(cache=True)
-def _run_block(
-    S,
-    rng,
-    c0,
-    c1,
-    kern,
-    lay,
-    ladder,
-    betaf,
-    temp,
-    pt,
-    t0,
-    nsteps,
-    swap_every,
-    thin,
-    record,
-    out,
-    out_e,
-    out_w,
-):
-    """:func:`run` for the columns c0..c1 - 1 (whole chains), on one thread.
+    ``kern`` is a constant of the closure, so Numba prunes the other kernels' branches before
+    typing: a run compiles only the sweep and the spin type it uses (the cold start of a fresh
+    install is a third of compiling every kernel for both spin types). Numba's cache keys a
+    closure by its cell values too, so each kernel keeps its own cache entry. ``nogil=True``
+    lets :func:`run` put blocks on several threads without a ``parallel=True`` region (whose
+    parfor machinery re-optimises everything linked into it, and whose barrier makes a short
+    call wait out a scheduler slice on a busy machine).
 
     It works on private copies: the vectoriser then needs no aliasing checks against other
-    threads' columns, and the column kernels get each column contiguous, in float32.
+    threads' columns, and the column kernels get each column contiguous, in float32. Sl is int8
+    [n + 1, m] for the replica kernel, float32 [m, n + 1] (a column per row) for the others.
     """
-    if kern == KERNEL_REPLICAS:
-        Sl = np.ascontiguousarray(S[:, c0:c1])
-        stl = np.ascontiguousarray(rng[:, c0:c1])
-        _steps(
-            Sl,
-            stl,
-            c0,
-            kern,
-            lay,
-            ladder,
-            betaf,
-            temp,
-            pt,
-            t0,
-            nsteps,
-            swap_every,
-            thin,
-            record,
-            out,
-            out_e,
-            out_w,
-        )
-        S[:, c0:c1] = Sl
-        rng[:, c0:c1] = stl
-    else:
-        Sc = np.ascontiguousarray(S[:, c0:c1].T).astype(np.float32)
-        stc = np.ascontiguousarray(rng[:, c0:c1].T)
-        _steps(
-            Sc,
-            stc,
-            c0,
-            kern,
-            lay,
-            ladder,
-            betaf,
-            temp,
-            pt,
-            t0,
-            nsteps,
-            swap_every,
-            thin,
-            record,
-            out,
-            out_e,
-            out_w,
-        )
-        S[:, c0:c1] = Sc.T
-        rng[:, c0:c1] = stc.T
+
+    @njit(cache=True, nogil=True)
+    def _run_block(
+        S,
+        rng,
+        c0,
+        c1,
+        lay,
+        ladder,
+        betaf,
+        temp,
+        pt,
+        t0,
+        nsteps,
+        swap_every,
+        thin,
+        record,
+        out,
+        out_e,
+        out_w,
+        q,
+        dirs,
+    ):
+        if kern == KERNEL_REPLICAS:
+            Sl = np.ascontiguousarray(S[:, c0:c1])
+            stl = np.ascontiguousarray(rng[:, c0:c1])
+        else:
+            Sl = np.ascontiguousarray(S[:, c0:c1].T).astype(np.float32)
+            stl = np.ascontiguousarray(rng[:, c0:c1].T)
+        ptr, nbr, w, h, sidx, site, w64, h64, bstart = lay
+        walker, label, swap_rng, acc, att, trips = pt
+        K = ladder.shape[0]
+        by_column = kern != KERNEL_REPLICAS
+        m = c1 - c0
+        bv = np.empty(m, np.float32)
+        f = np.empty(m, np.float32)
+        e = np.empty(m, np.float64)
+        inner = np.empty(m, np.float64)
+        lanes = np.empty((4, LANES), np.uint32)
+        fl = np.empty(LANES, np.float32)
+        res = np.empty(LANES, np.float32)
+        ndraw = 0
+        for step in range(nsteps):
+            t = t0 + step
+            scale = betaf[min(t, betaf.shape[0] - 1)]
+            for j in range(m):
+                bv[j] = np.float32(ladder[temp[c0 + j]] * scale)
+            if kern == KERNEL_REPLICAS:
+                _sweep_replicas(Sl, stl, ptr, nbr, w, h, sidx, bstart, bv, f)
+            elif kern == KERNEL_COLUMNS:
+                for j in range(m):
+                    _sweep_column(Sl[j], stl[j], ptr, nbr, w, h, sidx, bstart, bv[j])
+            elif kern == KERNEL_SITES:
+                for j in range(m):
+                    _sweep_sites(Sl[j], stl[j], ptr, nbr, w, h, bstart, bv[j], lanes, fl, res)
+            elif kern == KERNEL_SYMMETRIC:
+                for j in range(m):
+                    _sweep_column(Sl[j], stl[j], ptr, nbr, w, h, sidx, bstart, bv[j])
+                    _sweep_column_back(Sl[j], stl[j], ptr, nbr, w, h, sidx, bv[j], 1)
+            elif kern == KERNEL_MIXTURE:
+                for j in range(m):  # the direction from the column's own stream dirs[col]
+                    if _uniform53(dirs[c0 + j]) < q:
+                        _sweep_column(Sl[j], stl[j], ptr, nbr, w, h, sidx, bstart, bv[j])
+                    else:
+                        _sweep_column_back(Sl[j], stl[j], ptr, nbr, w, h, sidx, bv[j], 0)
+            else:
+                for j in range(m):
+                    _scan_random(Sl[j], stl[j], ptr, nbr, w, h, bv[j])
+            swap = swap_every > 0 and (t + 1) % swap_every == 0
+            rec = record and (step + 1) % thin == 0
+            if swap or rec:
+                energies_of(Sl, by_column, ptr, nbr, w64, h64, bstart, e, inner)
+            if swap:
+                event = (t + 1) // swap_every - 1
+                for c in range(c0 // K, (c0 + m) // K):
+                    _swap(
+                        c,
+                        event,
+                        K,
+                        c0,
+                        e,
+                        ladder,
+                        temp,
+                        walker,
+                        label,
+                        swap_rng,
+                        acc,
+                        att,
+                        trips,
+                        record,
+                    )
+            if rec:
+                _record(Sl, by_column, c0, K, temp, site, e, ndraw, out, out_e, out_w)
+                ndraw += 1
+        if kern == KERNEL_REPLICAS:
+            S[:, c0:c1] = Sl
+            rng[:, c0:c1] = stl
+        else:
+            S[:, c0:c1] = Sl.T
+            rng[:, c0:c1] = stl.T
+
+    return _run_block
 
 
-@njit(parallel=True, cache=True)
+@functools.cache
+def _block_function(kern: int):
+    """The compiled block function of kernel ``kern`` (made once per process)."""
+    return _block_kernel(kern)
+
+
+#: the threads that run blocks beside the calling one, made on the first multi-thread call
+_pool: tuple[ThreadPoolExecutor, int] | None = None
+_pool_lock = threading.Lock()
+
+
+def _workers(threads: int) -> ThreadPoolExecutor:
+    """A pool of at least ``threads - 1`` threads (kept for the process: starting threads per
+    call would cost what the pool saves)."""
+    global _pool
+    with _pool_lock:
+        if _pool is None or _pool[1] < threads - 1:
+            pool = ThreadPoolExecutor(threads - 1, thread_name_prefix="pbitsim-gibbs")
+            _pool = (pool, threads - 1)
+        return _pool[0]
+
+
 def run(
     S,
     rng,
@@ -570,6 +627,9 @@ def run(
     out,
     out_e,
     out_w,
+    threads=1,
+    q=1.0,
+    dirs=None,
 ):
     """Advance every column ``nsteps`` steps from global step ``t0``; optionally record draws.
 
@@ -588,25 +648,33 @@ def run(
     thin, record : record after every thin-th step of this call when ``record``; swap statistics
         and round trips count only when ``record``.
     out, out_e, out_w : int8 [R, k, n], float64 [R, k], int32 [R, k] outputs.
+    threads : how many threads share the blocks (thread t runs blocks t, t + threads, ...; the
+        calling thread is one of them). Blocks never wait for each other inside a call, and
+        1 runs everything on the calling thread: no thread is woken, which is what a short
+        call wants on a busy machine. Results do not depend on it.
+    q, dirs : KERNEL_MIXTURE only: the probability of a forward sweep, and uint32 [R, 4] one
+        xoshiro128+ stream per column that draws each step's direction (a float64 uniform
+        u < q: forward).
     """
-    for bi in prange(bounds.shape[0] - 1):
-        _run_block(
-            S,
-            rng,
-            bounds[bi],
-            bounds[bi + 1],
-            kernels[bi],
-            lay,
-            ladder,
-            betaf,
-            temp,
-            pt,
-            t0,
-            nsteps,
-            swap_every,
-            thin,
-            record,
-            out,
-            out_e,
-            out_w,
-        )
+    nblocks = len(bounds) - 1
+    if dirs is None:
+        dirs = np.zeros((0, 4), np.uint32)
+    rest = (lay, ladder, betaf, temp, pt, t0, nsteps, swap_every, thin, record, out, out_e, out_w)
+    rest += (float(q), dirs)
+    if threads <= 1 or nblocks == 1:
+        for bi in range(nblocks):
+            _block_function(int(kernels[bi]))(S, rng, bounds[bi], bounds[bi + 1], *rest)
+        return
+
+    def share(first: int) -> None:
+        for bi in range(first, nblocks, threads):
+            _block_function(int(kernels[bi]))(S, rng, bounds[bi], bounds[bi + 1], *rest)
+
+    threads = min(int(threads), nblocks)
+    pool = _workers(threads)
+    futures = [pool.submit(share, t) for t in range(1, threads)]
+    try:
+        share(0)
+    finally:
+        for fu in futures:  # every block has finished (or failed) before the call returns
+            fu.result()

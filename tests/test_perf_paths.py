@@ -1,0 +1,220 @@
+"""The fast paths of the samplers compute what the plain rules compute, bit for bit.
+
+* the exact schemes: a call on several threads (blocks on a thread pool) and a short call on the
+  calling thread alone give the same samples;
+* the asynchronous model: its timing wheel, side-by-side draws, rational-tanh decisions and
+  table of waiting times give the samples of a plain transcription of the model's rules (every
+  p-bit's firing time compared at every tick, uniforms drawn one after the other, math.tanh and
+  math.log every time), and the shortcuts agree with the formulas they replace where it is
+  hardest: next to the thresholds.
+
+Speed is measured in ``benchmarks/``, never here.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+import pytest
+
+import pbitsim
+from pbitsim import models
+from pbitsim import rng as prng
+from pbitsim.sim import async_, gibbs
+from pbitsim.sim.async_ import AsyncRunner
+
+# -- exact schemes: threads ---------------------------------------------------------------------
+
+SCHEMES = ("sequential", "random-scan", "chromatic")
+MODELS = {
+    "lattice": models.lattice_2d(6, 10, beta=0.5, h=0.1),
+    "dense": models.spin_glass(30, p=0.4, seed=2, field=0.2),
+}
+
+
+def _samples(c, method, threads, **kw):
+    numba.set_num_threads(threads)
+    try:
+        return pbitsim.sample(c, 12, method=method, replicas=40, burn_in=5, thin=3, seed=5, **kw)
+    finally:
+        numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+
+
+@pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs 2 threads")
+@pytest.mark.parametrize("pt", [False, True])
+@pytest.mark.parametrize("method", SCHEMES)
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_thread_pool_gives_the_one_thread_samples(monkeypatch, name, method, pt):
+    """Every call on 2 threads (the short-call rule switched off) equals every call on one."""
+    c, kw = MODELS[name], ({"betas": [0.3, 0.6, 1.0], "swap_every": 2} if pt else {})
+    monkeypatch.setattr(gibbs, "_ONE_THREAD_BELOW", 0)
+    pooled = _samples(c, method, 2, **kw)
+    runner = pbitsim.open_runner(c, method, 40, seed=5, **kw)
+    assert runner._threads(1) == 2 and len(runner._plan(2)[0]) - 1 >= 2  # really split
+    single = _samples(c, method, 1, **kw)
+    np.testing.assert_array_equal(pooled.spins, single.spins)
+    np.testing.assert_array_equal(pooled.info["energies"], single.info["energies"])
+
+
+def test_short_calls_stay_on_the_calling_thread():
+    c = models.lattice_2d(10)
+    runner = pbitsim.open_runner(c, "chromatic", 64, seed=1)
+    assert runner._threads(10) == 1  # a PCD step of a 100-spin model: no thread is woken
+    assert runner._threads(10**6) == numba.get_num_threads()
+
+
+def test_block_functions_are_one_per_kernel():
+    from pbitsim.sim import gibbs_kernels as gk
+
+    kernels = (gk.KERNEL_REPLICAS, gk.KERNEL_COLUMNS, gk.KERNEL_SITES, gk.KERNEL_RANDOM_SCAN)
+    functions = [gk._block_function(k) for k in kernels]
+    assert len({id(f) for f in functions}) == len(kernels)
+    assert gk._block_function(gk.KERNEL_SITES) is functions[2]  # made once
+
+
+# -- the asynchronous model: a plain transcription of its rules ---------------------------------
+
+
+def _mix(z: int) -> int:
+    return int(prng.mix64(np.array([z], np.uint64))[0])
+
+
+def reference_async(
+    c, replicas, seed, ticks, stride, p=0.1, mode="poisson", period=8.0, jitter=0.5, delay=0
+):
+    """The module docstring's rules, written out: every tick, every p-bit's time is compared
+    (index order); each firing draws its spin's uniform, then its waiting time's, from the
+    replica's splitmix64 stream; math.tanh and math.log every time."""
+    n = c.n
+    ip, ix, dv, h = c.indptr, c.indices, c.data, c.h
+    per = np.broadcast_to(np.asarray(period, float), (n,))
+    out = np.empty((replicas, ticks // stride, n), np.int8)
+    for r in range(replicas):
+        state = prng.splitmix64(seed, r)
+
+        def uniform():
+            nonlocal state
+            state = (state + prng.GOLDEN64) % 2**64
+            return (_mix(state) >> 11) * 2.0**-53
+
+        def wait(tau, t, i):
+            if mode == "poisson":
+                if p >= 1.0:
+                    return t + 1.0
+                return t + 1.0 + math.floor(math.log(1.0 - uniform()) / math.log(1.0 - p))
+            step = per[i]
+            if jitter > 0.0:
+                u1, u2 = uniform(), uniform()
+                step += jitter * math.sqrt(-2.0 * math.log(1.0 - u1)) * math.cos(2.0 * math.pi * u2)
+            return max(tau + step, float(t))
+
+        nxt = np.empty(n)
+        for i in range(n):
+            nxt[i] = wait(0.0, 0, i) if mode == "poisson" else uniform() * per[i]
+        hist = [np.full(n, -1, np.int8) for _ in range(delay + 1)]
+        for t in range(1, ticks + 1):
+            old = hist[t % (delay + 1)]  # S_{t-1-delay} (S_0 early on)
+            fired = [i for i in range(n) if nxt[i] <= t]
+            new = hist[(t - 1) % (delay + 1)].copy()
+            for i in fired:
+                field = h[i]
+                for q in range(ip[i], ip[i + 1]):
+                    field += dv[q] * old[ix[q]]
+                new[i] = 1 if uniform() < 0.5 * (1.0 + math.tanh(c.beta * field)) else -1
+                nxt[i] = wait(nxt[i], t, i)
+            hist[t % (delay + 1)] = new
+            if t % stride == 0:
+                out[r, t // stride - 1] = new
+    return out
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"p": 0.1},
+        {"p": 0.02},
+        {"p": 1.0},
+        {"p": 0.3, "delay": 2},
+        {"mode": "periodic", "period": 5.0, "jitter": 0.7},
+        {"mode": "periodic", "period": 3.0, "jitter": 0.0},
+    ],
+)
+def test_async_matches_a_plain_transcription_of_its_rules(options):
+    c = models.spin_glass(9, p=0.5, seed=4, field=0.3, beta=1.5)
+    run = AsyncRunner(c, replicas=2, seed=21, **options)
+    ticks, stride = 6 * run.ticks_per_step, run.ticks_per_step
+    got = run.draw(6)
+    kw = {k: v for k, v in options.items()}
+    np.testing.assert_array_equal(got, reference_async(c, 2, 21, ticks, stride, **kw))
+
+
+def test_async_fallbacks_run_and_agree():
+    """Strong couplings put many decisions next to the rational tanh's margin and p = 0.02 many
+    waits into cells that straddle an integer: both exact paths are taken, and the samples still
+    equal the transcription's."""
+    c = models.spin_glass(8, p=0.7, seed=7, field=0.1, beta=9.0)
+    run = AsyncRunner(c, replicas=3, seed=5, p=0.02)
+    got = run.draw(4)
+    assert run._exact[:, 1].sum() > 0  # waits recomputed with math.log
+    np.testing.assert_array_equal(got, reference_async(c, 3, 5, 4 * 50, 50, p=0.02))
+
+
+def test_decision_shortcut_agrees_next_to_the_threshold():
+    rng = np.random.default_rng(3)
+    x = np.concatenate([rng.normal(0, 3, 4000), [0.0, -0.0, 7.9, 8.5, -30.0, 1e300, -1e300]])
+    settled = 0
+    for xi in x:
+        q = 0.5 * (1.0 + math.tanh(xi))
+        grid = round(q * 2**53)
+        # uniforms at q, a few grid points off, and on either side of the 1e-6 margin (9e9 points)
+        for du in (-40, -1, 0, 1, 40, -(10**9), 10**9, -(10**11), 10**11, -(10**13), 10**13):
+            k = min(max(grid + du, 0), 2**53 - 1)
+            u = k * 2.0**-53
+            fast = async_._decide_fast(u, xi)
+            exact = 1 if u < 0.5 * (1.0 + math.tanh(xi)) else -1
+            if fast != 0:
+                settled += 1
+                assert fast == exact, (u, xi)
+    assert settled > 0.3 * 11 * len(x)  # the shortcut settles all but the closest
+
+
+@pytest.mark.parametrize("p", [0.5, 0.1, 0.02, 1e-4])
+def test_wait_table_agrees_with_the_formula(p):
+    table = async_.wait_table(p)
+    if p >= 0.01:  # for small p a cell spans several waits: the formula runs instead
+        assert (table >= 0).mean() > 0.5
+    lp = math.log(1.0 - p)
+    top = 64 - async_._WAIT_BITS
+    rng = np.random.default_rng(1)
+    cells = np.flatnonzero(table >= 0)
+    # both ends of every settled cell and random draws inside it
+    lows = cells.astype(np.uint64) << np.uint64(top)
+    highs = lows | np.uint64((1 << top) - 1)
+    inside = lows | rng.integers(0, 1 << top, len(cells), dtype=np.uint64)
+    for z in np.concatenate([lows, highs, inside]).tolist():
+        u = (z >> 11) * 2.0**-53
+        assert table[z >> top] == math.floor(math.log(1.0 - u) / lp), (p, z)
+
+
+def test_wheel_size_never_changes_samples(monkeypatch):
+    c = models.random_regular(40, 3, seed=2, beta=0.8)
+    runs = []
+    for slots in (8, 64):
+        monkeypatch.setattr(async_, "wheel_slots", lambda mean, n, s=slots: s)
+        runs.append(AsyncRunner(c, replicas=2, seed=3, p=0.01).draw(3))
+    np.testing.assert_array_equal(*runs)
+
+
+@pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs 2 threads")
+def test_async_threads_never_change_samples(monkeypatch):
+    c = models.spin_glass(12, seed=1, field=0.2)
+    monkeypatch.setattr(async_, "_ONE_THREAD_BELOW", 0)
+    a = AsyncRunner(c, replicas=5, seed=8, p=0.2).draw(10)
+    numba.set_num_threads(1)
+    try:
+        b = AsyncRunner(c, replicas=5, seed=8, p=0.2).draw(10)
+    finally:
+        numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+    np.testing.assert_array_equal(a, b)
