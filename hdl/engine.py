@@ -123,6 +123,11 @@ class PbitEngine(ArrayInfo, wiring.Component):
         design = HardwareDesign.default() if design is None else design
         if not isinstance(design, HardwareDesign):
             raise TypeError(f"design must be a HardwareDesign, not {design!r}")
+        if design.schedule != "chromatic":
+            raise ValueError(
+                f"PbitEngine time-multiplexes colour classes: schedule {design.schedule!r} "
+                f"needs PbitArray"
+            )
         if design.read_latency != 0:
             raise ValueError(
                 f"PbitEngine implements read_latency 0 only, not {design.read_latency}"

@@ -21,6 +21,25 @@ Only one colour decides per cycle, so p-bits of different colours never need the
 time. P-bits are dealt into *lanes*: lane k holds the k-th p-bit of every colour (colours sorted
 by index). A lane owns one table read port whose address is multiplexed by the colour about to
 run. An array needs max(colour class size) read ports instead of n.
+
+Read latency and un-coloured schedules
+--------------------------------------
+With read latency L > 0 (``docs/hardware-model.md`` section 5) the table address for the next
+model cycle is computed from older spins: a delay line of L copies of the spin vector, shifted at
+every model cycle, holds S_{u-1} .. S_{u-L} beside the spin registers' S_u (u: the last model
+cycle). In a clock that is itself a model cycle the next one is u + 2, so the address comes from
+S_{u+1-L}; in a paused clock the next one is u + 1 and it comes from S_{u-L}: a multiplexer by
+``running`` keeps pauses invisible, as the look-ahead of L = 0 does. A restart fills the delay
+line with the current spins and a SPIN write sets the written p-bit's copies too, as the model
+defines (written state is taken as held).
+
+The un-coloured schedules ("async-random", "async-periodic") let any p-bit act in any cycle, so
+every p-bit has its own table read port (lane i = p-bit i) and the colour counter stays at 0.
+"async-random": every p-bit has a second generator (the *enable* generator, seeded through SEED
+slots after the decision generator's words); it acts when the top 16 bits of that generator are
+below the ENABLE register, and both its generators advance at every model cycle. "async-periodic":
+every p-bit has PERIOD and PHASE registers (region TIMER) and a 16-bit down-counter, loaded from
+PHASE at a restart; it acts when the counter is 0, and its generator advances only then.
 """
 
 from __future__ import annotations
@@ -30,10 +49,12 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from pbitsim.board.design import HardwareDesign
+from pbitsim.board.design import ENABLE_BITS, TIMER_BITS, HardwareDesign, run_time_values
 from pbitsim.board.regmap import (
     DATA_BITS,
     IDENTITY,
+    TIMER_PERIOD,
+    TIMER_PHASE,
     AddressMap,
     BoardWords,
     Region,
@@ -41,7 +62,7 @@ from pbitsim.board.regmap import (
     topology_id,
 )
 from pbitsim.couplings import Couplings
-from pbitsim.rng import derive_seeds, state_bits
+from pbitsim.rng import derive_enable_seeds, derive_seeds, state_bits
 
 from .fixedpoint import ActivationTable, Comparator, InputAccumulator, sum_width
 from .rng import generator_for
@@ -95,7 +116,7 @@ def read_back(region, index, words: BoardWords, amap: AddressMap, status, spins)
 
 #: Regions whose words an array reads from its storage one clock after the address (block RAM and
 #: wide multiplexers): :func:`late_read` selects them.
-LATE_REGIONS = (Region.J, Region.BIAS, Region.TABLE)
+LATE_REGIONS = (Region.J, Region.BIAS, Region.TABLE, Region.TIMER)
 
 
 def late_read(region, early, late):
@@ -195,12 +216,15 @@ class Pbit(wiring.Component):
     Attributes
     ----------
     neighbours : In(degree)
-        The neighbours' ``spin_next`` (the spins at the start of the next cycle).
+        The neighbours' spins that the next cycle's decision reads: ``spin_next`` (the spins at
+        the start of the next cycle) for read latency 0, older copies for L > 0.
     table_data : In(rng_bits)
     active : In(1)
-        This p-bit's colour runs in this cycle: the generator advances.
+        The generator advances at this edge (its colour runs; "async-random": every model
+        cycle; "async-periodic": the p-bit acts).
     update : In(1)
-        ``active`` and past warm-up: the spin takes the comparator's value.
+        The p-bit acts in this cycle and is past warm-up: the spin takes the comparator's
+        value.
     w_data : In(32), we_j : In(degree), we_bias, we_spin : In(1), we_seed : In(seed words)
         Register writes (codes are the low bits of ``w_data``, two's complement).
     magnitude : Out(input_bits - 1)
@@ -313,11 +337,12 @@ class PbitArray(ArrayInfo, wiring.Component):
     couplings : Couplings
         Build-time topology (graph and colouring). With ``preload``, its quantised values too.
     design : HardwareDesign, optional
-        Default :meth:`HardwareDesign.default`. ``read_latency`` must be 0.
+        Default :meth:`HardwareDesign.default`; any schedule and read latency.
     preload : bool
-        Reset values of J, h, the table, seeds (master seed ``seed``) and spins follow
+        Reset values of J, h, the table, seeds (master seed ``seed``), spins and the schedule's
+        run-time values (the defaults of :func:`pbitsim.board.design.run_time_values`) follow
         ``couplings``, so the array runs that model without any write (default False: J = h = 0,
-        table for beta = 1, seeds from master seed ``seed``).
+        table for beta = 1, ENABLE, PERIOD and PHASE 0, seeds from master seed ``seed``).
     seed : int
         Master seed of the reset-value seeds (:func:`pbitsim.rng.derive_seeds`).
 
@@ -341,15 +366,14 @@ class PbitArray(ArrayInfo, wiring.Component):
         Same as ``running`` (the name :class:`~pbitsim.hdl.engine.PbitEngine` shares): the spins
         after this edge are the model's S_t.
     color : Out(range(C))
-        Colour of the current cycle.
+        Colour of the current cycle (0 for un-coloured schedules).
     spins : Out(n)
         All spin registers (bit i = p-bit i, 1 = +1).
 
     Raises
     ------
     ValueError
-        If ``design.read_latency`` is not 0, or the graph needs more neighbour slots than
-        ``design.max_degree``.
+        If the graph needs more neighbour slots than ``design.max_degree``.
     """
 
     def __init__(
@@ -365,8 +389,6 @@ class PbitArray(ArrayInfo, wiring.Component):
         design = HardwareDesign.default() if design is None else design
         if not isinstance(design, HardwareDesign):
             raise TypeError(f"design must be a HardwareDesign, not {design!r}")
-        if design.read_latency != 0:
-            raise ValueError(f"PbitArray implements read_latency 0 only, not {design.read_latency}")
         design.check(couplings)
         self._couplings = couplings
         self._design = design
@@ -375,8 +397,13 @@ class PbitArray(ArrayInfo, wiring.Component):
         self.address_map = AddressMap.for_design(couplings, design)
         self.words = BoardWords.for_array(couplings, design)
         self.n_colors = max(couplings.n_colors, 1)
-        # Lanes: lane k = the k-th p-bit (by index) of every colour.
-        classes = couplings.color_classes()
+        # Lanes: lane k = the k-th p-bit (by index) of every colour; un-coloured schedules: every
+        # p-bit its own lane (any p-bit may act in any cycle).
+        classes = (
+            couplings.color_classes()
+            if design.coloured
+            else [np.arange(couplings.n, dtype=np.int64)]
+        )
         self.lanes = max(len(c) for c in classes)
         self.lane_of = np.zeros(couplings.n, dtype=np.int64)
         self.members = [[None] * self.n_colors for _ in range(self.lanes)]
@@ -401,13 +428,29 @@ class PbitArray(ArrayInfo, wiring.Component):
             beta = 1.0
         return j, bias, beta, seeds
 
+    def _reset_schedule(self, seeds):
+        """Reset values of the schedule's registers: ENABLE, PERIOD, PHASE (0 unless preloaded)
+        and the enable generators' seeds (from master seed ``seed``)."""
+        d, n = self._design, self._couplings.n
+        values = {"enable": 0, "period": [0] * n, "phase": [0] * n}
+        if self._preload:
+            v = run_time_values(d, n, self._seed)
+            values["enable"] = v["enable"]
+            if v["period"] is not None:
+                values["period"], values["phase"] = v["period"].tolist(), v["phase"].tolist()
+        en = derive_enable_seeds(self._seed, seeds, d.rng) if d.generators == 2 else None
+        return values, en
+
     def elaborate(self, platform):
         m = Module()
         c, d, amap = self._couplings, self._design, self.address_map
         spec = d.fixed_point
         n, n_colors = c.n, self.n_colors
         j_init, bias_init, beta, seeds = self._reset_values()
+        values, en_seeds = self._reset_schedule(seeds)
         spin_init = 1 if d.initial_spin > 0 else 0
+        random = d.schedule == "async-random"
+        latency = d.read_latency
 
         # -- register port decoding --------------------------------------------------------
         bus = self.bus
@@ -437,7 +480,7 @@ class PbitArray(ArrayInfo, wiring.Component):
         color = Signal(range(max(n_colors, 2)), init=0)
         following = Signal.like(color)  # colour after this cycle's
         next_color = Signal.like(color)  # colour of the next cycle
-        warm_total = d.warmup_edges * n_colors
+        warm_total = d.warmup_cycles(n_colors)
         warm_left = Signal(range(warm_total + 1), init=warm_total)
         warm_done = Signal()
         m.d.comb += [
@@ -453,7 +496,8 @@ class PbitArray(ArrayInfo, wiring.Component):
         with m.If(restart):
             m.d.sync += [color.eq(0), warm_left.eq(warm_total)]
         with m.Elif(running):
-            m.d.sync += color.eq(following)
+            if d.coloured:
+                m.d.sync += color.eq(following)
             with m.If(~warm_done):
                 m.d.sync += warm_left.eq(warm_left - 1)
 
@@ -467,6 +511,7 @@ class PbitArray(ArrayInfo, wiring.Component):
 
         # -- p-bits --------------------------------------------------------------------------
         pbits = []
+        timers = []  # (PERIOD, PHASE) registers per p-bit ("async-periodic")
         bias_bits = sum_width(spec, amap.slots)  # as wide as RegisterFile's bias words
         for i in range(n):
             p = Pbit(
@@ -475,15 +520,80 @@ class PbitArray(ArrayInfo, wiring.Component):
             m.submodules[f"pbit{i}"] = p
             pbits.append(p)
         slot_hit = [slot == k for k in range(1 << amap.slot_bits)]
+
+        # -- what the next model cycle's decisions read ---------------------------------------
+        # With S_u the spins after the last model cycle u (the spin registers), the table
+        # address computed in this clock serves the next model cycle: u + 2 when this clock is
+        # a model cycle, else u + 1. It must come from S_{(u + running) - L}: the next-state
+        # spins for L = 0; else history[L - 1] or history[L] (history[k] = S_{u-k}: the spin
+        # registers and a delay line of L copies shifted at every model cycle), so that a pause
+        # changes nothing.
+        spins_now = Cat(*[p.spin for p in pbits])
+        delay = [Signal(n, init=spin_init * ((1 << n) - 1), name=f"history{k + 1}")
+                 for k in range(latency)]  # fmt: skip
+        with m.If(running):
+            for k, dl in enumerate(delay):
+                m.d.sync += dl.eq(spins_now if k == 0 else delay[k - 1])
+        with m.If(restart):  # the spins at a restart are taken as held
+            m.d.sync += [dl.eq(spins_now) for dl in delay]
+        for i in range(n):
+            with m.If(strobe(Region.SPIN) & (pidx == i) & slot_hit[0]):
+                m.d.sync += [dl[i].eq(bus.w_data[0]) for dl in delay]
+        if latency == 0:
+            source = [p.spin_next for p in pbits]
+        else:
+            history = [spins_now, *delay]
+            source = [Mux(running, history[latency - 1][i], history[latency][i]) for i in range(n)]
+
+        # -- un-coloured schedules: ENABLE and the enable generators, or the period counters --
+        enable = Signal(ENABLE_BITS + 1, init=values["enable"])
+        enable_write = strobe(Region.REG) & (index == int(Register.ENABLE))
+        if random:
+            with m.If(enable_write):
+                m.d.sync += enable.eq(bus.w_data[: len(enable)])
+
         for i, p in enumerate(pbits):
             nb = c.indices[c.indptr[i] : c.indptr[i + 1]].tolist()
             mine = pidx == i
-            active = Signal(name=f"active{i}")
+            acts = Signal(name=f"acts{i}")  # this p-bit acts in this (running) cycle
+            if d.coloured:
+                m.d.comb += acts.eq(running & (color == int(c.coloring[i])))
+            elif random:
+                en = generator_for(d.rng, ENABLE_BITS, int(en_seeds[i]))
+                m.submodules[f"enable{i}"] = en
+                words = amap.seed_words
+                m.d.comb += [
+                    en.en.eq(running),
+                    en.seed_data.eq(bus.w_data),
+                    en.seed_we.eq(
+                        Cat(
+                            *[
+                                strobe(Region.SEED) & mine & slot_hit[words + w]
+                                for w in range(words)
+                            ]
+                        )
+                    ),  # fmt: skip
+                    acts.eq(running & (en.output < enable)),
+                ]
+            else:
+                period = Signal(TIMER_BITS, init=int(values["period"][i]), name=f"period{i}")
+                phase = Signal(TIMER_BITS, init=int(values["phase"][i]), name=f"phase{i}")
+                counter = Signal(TIMER_BITS, init=int(values["phase"][i]), name=f"counter{i}")
+                timer = strobe(Region.TIMER) & mine
+                with m.If(timer & slot_hit[TIMER_PERIOD]):
+                    m.d.sync += period.eq(bus.w_data[:TIMER_BITS])
+                with m.If(timer & slot_hit[TIMER_PHASE]):
+                    m.d.sync += phase.eq(bus.w_data[:TIMER_BITS])
+                with m.If(restart):
+                    m.d.sync += counter.eq(phase)
+                with m.Elif(running):
+                    m.d.sync += counter.eq(Mux(counter == 0, period - 1, counter - 1)[:TIMER_BITS])
+                m.d.comb += acts.eq(running & (counter == 0))
+                timers.append((period, phase))
             m.d.comb += [
-                active.eq(running & (color == int(c.coloring[i]))),
-                p.active.eq(active),
-                p.update.eq(active & warm_done),
-                p.neighbours.eq(Cat(*[pbits[k].spin_next for k in nb])),
+                p.active.eq(running if random else acts),
+                p.update.eq(acts & warm_done),
+                p.neighbours.eq(Cat(*[source[k] for k in nb])),
                 p.table_data.eq(table.r_data[int(self.lane_of[i])]),
                 p.w_data.eq(bus.w_data),
                 p.we_bias.eq(strobe(Region.BIAS) & mine & slot_hit[0]),
@@ -498,7 +608,8 @@ class PbitArray(ArrayInfo, wiring.Component):
                 )
         m.d.comb += self.spins.eq(Cat(*[p.spin for p in pbits]))
 
-        # Each lane presents the |I| of its member in the colour that runs next.
+        # Each lane presents the |I| of its member in the colour that runs next (un-coloured: its
+        # only member, every cycle).
         for k, members in enumerate(self.members):
             lookahead = select_or(
                 [
@@ -507,7 +618,7 @@ class PbitArray(ArrayInfo, wiring.Component):
                     if i is not None
                 ],
                 len(table.r_addr[k]),
-            )
+            ) if d.coloured else pbits[members[0]].magnitude  # fmt: skip
             if k == 0:
                 lookahead = Mux(table_read, index[: len(table.r_addr[k])], lookahead)
             m.d.comb += table.r_addr[k].eq(lookahead)
@@ -522,10 +633,17 @@ class PbitArray(ArrayInfo, wiring.Component):
             for k in range(int(c.degrees[i])):
                 mine = (region == int(Region.J)) & (pidx == i) & slot_hit[k]
                 words.append((mine, sign_extend(p.j_codes[k * w : (k + 1) * w])))
+        for i, (period, phase) in enumerate(timers):
+            for k, reg in ((TIMER_PERIOD, period), (TIMER_PHASE, phase)):
+                mine = (region == int(Region.TIMER)) & (pidx == i) & slot_hit[k]
+                words.append((mine, Cat(reg, Const(0, DATA_BITS - TIMER_BITS))))
         registers = Signal(DATA_BITS)
         m.d.sync += registers.eq(select_or(words, DATA_BITS))
         late = Mux(region == int(Region.TABLE), table.r_data[0], registers)
         status = status_signal(color, warm_done, running)
         early = read_back(region, index, self.words, amap, status, self.spins)
+        if random:
+            is_enable = (region == int(Region.REG)) & (index == int(Register.ENABLE))
+            early = Mux(is_enable, Cat(enable, Const(0, DATA_BITS - len(enable))), early)
         m.d.comb += bus.r_data.eq(late_read(region, early, late))
         return m

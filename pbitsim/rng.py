@@ -57,6 +57,23 @@ Seed of p-bit i of replica r from master seed M: ``z = splitmix64(M, r * n + i)`
 * xorshift64: seed = z, and z = 0 (one index in 2**64) is replaced by 0x9E3779B97F4A7C15.
 * lfsr32-xnor: seed = z >> 32, and the two values 0 and 0xFFFFFFFF are replaced by 0x00000001:
   all ones would lock the register, and 0 confuses an event-driven simulation of the published RTL.
+
+Seeds of the second generator (:func:`derive_enable_seeds`)
+-----------------------------------------------------------
+The "async-random" schedule gives each p-bit a second, *enable* generator of the same kind; all
+2n generators of a machine advance every cycle, so two of them with the same seed would run the
+same numbers forever. splitmix64's counter is split into ranges that never meet: indices
+[0, 2**63) give decision seeds (index r*n + i above), [2**63, 3*2**62) enable seeds
+(:data:`ENABLE_INDEX` + r*n + i), [3*2**62, 2**64) other run-time values (:data:`AUX_INDEX`, e.g.
+the default phases of "async-periodic"). ``mix64`` and the counter step are bijections, so the raw
+64-bit values of different indices differ. The seed is then formed as for decision seeds (z, or
+z >> 32 for lfsr32-xnor), and a candidate is *refused* if it is a forbidden value (0 for
+xorshift64; 0 and 0xFFFFFFFF for lfsr32-xnor) or equals a decision seed of the same replica or an
+enable seed already given to a lower p-bit of it; a refused candidate is replaced by
+``mix64(z + 0x9E3779B97F4A7C15)`` (splitmix64 continued from state z), formed the same way, until
+one is accepted. For xorshift64 this never happens in practice (it needs a 64-bit coincidence);
+for lfsr32-xnor, whose seeds keep 32 bits, a machine of n p-bits meets one with probability about
+2 n**2 / 2**32, and the rule resolves it the same way on every machine.
 """
 
 from __future__ import annotations
@@ -80,6 +97,11 @@ __all__ = [
     "uniform53",
     "derive_seeds",
     "resolve_seeds",
+    "ENABLE_INDEX",
+    "AUX_INDEX",
+    "splitmix64_block",
+    "derive_enable_seeds",
+    "resolve_enable_seeds",
     "check_seeds",
     "Xorshift64",
     "Lfsr32Xnor",
@@ -257,6 +279,105 @@ def resolve_seeds(seed_or_seeds, n: int, kind: str, replicas: int | None = None)
         if replicas is not None and seeds.shape == (n,):
             raise ValueError(f"explicit seeds for {replicas} replicas must have shape {want}")
         raise ValueError(f"seeds must have shape {want}, not {seeds.shape}")
+    return seeds
+
+
+#: First splitmix64 counter index of the enable generators' seeds (see the module docstring).
+ENABLE_INDEX = 1 << 63
+#: First splitmix64 counter index of other derived run-time values (e.g. default phases).
+AUX_INDEX = 3 << 62
+
+
+def splitmix64_block(master: int, first: int, count: int) -> np.ndarray:
+    """splitmix64 outputs ``first`` .. ``first + count - 1`` of master seed ``master``, uint64."""
+    master = int(master)
+    if not 0 <= master <= MASK64:
+        raise ValueError(f"master seed must be in 0..2**64-1, not {master}")
+    idx = np.arange(int(count), dtype=np.uint64) + np.uint64(int(first) + 1)
+    with np.errstate(over="ignore"):  # uint64 arithmetic wraps mod 2**64 on purpose
+        return mix64(np.uint64(master) + idx * np.uint64(GOLDEN64))
+
+
+def _seed_from(z: np.ndarray, kind: str) -> np.ndarray:
+    """The seed a raw 64-bit splitmix64 value gives (before any replacement)."""
+    return z if kind == XORSHIFT64 else z >> np.uint64(32)
+
+
+def _forbidden(seeds: np.ndarray, kind: str) -> np.ndarray:
+    if kind == XORSHIFT64:
+        return seeds == 0
+    return (seeds == 0) | (seeds == MASK32)
+
+
+def derive_enable_seeds(master: int, decision_seeds, kind: str = XORSHIFT64) -> np.ndarray:
+    """Seeds of the enable generators ("async-random"), none equal to a decision seed.
+
+    Parameters
+    ----------
+    master : int
+        Master seed.
+    decision_seeds : array_like of uint64, shape (n,) or (replicas, n)
+        The decision generators' seeds of the same machines (replica r = row r).
+    kind : {"xorshift64", "lfsr32-xnor"}
+
+    Returns
+    -------
+    np.ndarray of uint64, the shape of ``decision_seeds``
+        Seed of p-bit i of replica r: from ``splitmix64(master, ENABLE_INDEX + r*n + i)``, with
+        collisions resolved as the module docstring says.
+    """
+    rng_kind_code(kind)
+    dec = np.asarray(decision_seeds, dtype=np.uint64)
+    rows = np.atleast_2d(dec)
+    r, n = rows.shape
+    z = splitmix64_block(master, ENABLE_INDEX, r * n).reshape(r, n)
+    seeds = _seed_from(z, kind)
+    # Rows needing a look: a forbidden value, or two equal values among decision + enable seeds
+    # (a decision-decision pair also flags a row; the slow path below ignores it).
+    both = np.sort(np.concatenate([rows, seeds], axis=1), axis=1)
+    suspect = _forbidden(seeds, kind).any(axis=1) | (both[:, 1:] == both[:, :-1]).any(axis=1)
+    for k in np.flatnonzero(suspect):
+        taken = {int(x) for x in rows[k]}
+        for i in range(n):
+            zi = z[k, i : i + 1]
+            s = int(_seed_from(zi, kind)[0])
+            while s in taken or bool(_forbidden(np.array([s], np.uint64), kind)[0]):
+                with np.errstate(over="ignore"):
+                    zi = mix64(zi + np.uint64(GOLDEN64))
+                s = int(_seed_from(zi, kind)[0])
+            taken.add(s)
+            seeds[k, i] = s
+    return seeds.reshape(dec.shape)
+
+
+def resolve_enable_seeds(enable_or_master, decision_seeds, kind: str) -> np.ndarray:
+    """Enable seeds: an int is a master seed (:func:`derive_enable_seeds`); an array is taken as
+    given (the shape of ``decision_seeds``, checked by :func:`check_seeds`), and refused if one
+    equals a decision seed or another enable seed of the same replica.
+    """
+    dec = np.asarray(decision_seeds, dtype=np.uint64)
+    if np.ndim(enable_or_master) == 0:
+        if isinstance(enable_or_master, bool) or not isinstance(enable_or_master, int | np.integer):
+            raise TypeError(
+                f"enable seeds must be a master seed or an array, not {enable_or_master!r}"
+            )
+        return derive_enable_seeds(int(enable_or_master), dec, kind)
+    seeds = check_seeds(enable_or_master, kind)
+    if seeds.shape != dec.shape:
+        if seeds.ndim == 1 and dec.ndim == 2 and dec.shape[0] == 1 and seeds.shape == dec.shape[1:]:
+            seeds = seeds[None, :]
+        else:
+            raise ValueError(f"enable seeds must have shape {dec.shape}, not {seeds.shape}")
+    rows, erows = np.atleast_2d(dec), np.atleast_2d(seeds)
+    for r in range(rows.shape[0]):
+        seen = {int(x): f"the decision seed of p-bit {i}" for i, x in enumerate(rows[r])}
+        for i, x in enumerate(erows[r].tolist()):
+            if x in seen:
+                raise ValueError(
+                    f"enable seed of p-bit {i} (replica {r}) = {x:#x} equals {seen[x]}: the two "
+                    f"generators would run the same numbers"
+                )
+            seen[x] = f"the enable seed of p-bit {i}"
     return seeds
 
 

@@ -1,8 +1,12 @@
 """cocotb test of a PbitArray's Verilog (run by tests/test_hdl_rtl.py, not collected by pytest).
 
-The case file (env ``PBIT_CASE``, JSON) holds the register writes that load a model, the expected
-spins after every model cycle (from :func:`pbitsim.sim.hardware.simulate_cycles`, one integer per
-cycle, bit i = p-bit i), the expected topology id and where to pause ``run``.
+The case file (env ``PBIT_CASE``, JSON) holds the expected topology id and one or more *runs* in
+one simulation (one build): each run is a list of *segments*, each segment the register writes
+made while stopped (a model load with its restart, or a run-time change such as a new ENABLE or
+PERIOD, which the model continues through), the expected spins after every model cycle that
+follows (one integer per cycle, bit i = p-bit i, from the cycle model), and the model cycles after
+which ``run`` drops for a few clocks (pauses must change nothing). The older single-run layout
+(``writes``, ``expected``, ``pause_at``) is still read.
 """
 
 from __future__ import annotations
@@ -42,17 +46,56 @@ class TB:
         await FallingEdge(d.clk)
         d.bus__w_en.value = 0
 
-    async def read(self, addr: int) -> int:
+    async def read(self, addr: int, late: bool = False) -> int:
+        """One register read: combinational, or (``late``: J, BIAS, TABLE, TIMER) the word
+        addressed one clock earlier: hold the address two clocks, sample in the second."""
         d = self.dut
         await FallingEdge(d.clk)
         d.bus__addr.value = addr
+        if late:
+            await FallingEdge(d.clk)
         await Timer(1, "ns")
         return d.bus__r_data.value.to_unsigned()
+
+    async def run_cycles(self, expected, pauses, n: int, where: str) -> None:
+        """Hold ``run`` high until len(expected) model cycles have passed, comparing the spins
+        after each; after the model cycles listed in ``pauses``, drop ``run`` for 3 clocks."""
+        d = self.dut
+        got = 0
+        was_running = False
+        paused = 0
+        pauses = set(pauses)
+        while True:
+            await FallingEdge(d.clk)
+            if was_running:
+                value = d.spins.value.to_unsigned()
+                if value != expected[got]:
+                    diff = value ^ expected[got]
+                    bad = [i for i in range(n) if diff >> i & 1]
+                    raise AssertionError(f"{where}, cycle {got + 1}: p-bits {bad} differ")
+                got += 1
+            if got == len(expected):
+                d.run.value = 0  # before the next rising edge: no model cycle beyond these
+                return
+            pausing = got in pauses and paused < 3
+            paused = paused + 1 if pausing else 0
+            if pausing and paused == 3:
+                pauses.discard(got)
+            d.run.value = 0 if pausing else 1
+            await Timer(1, "ns")
+            was_running = bool(d.cycle_done.value)
+
+
+def _runs(case: dict) -> list:
+    if "runs" in case:
+        return case["runs"]
+    pause = [] if case.get("pause_at") is None else [case["pause_at"]]
+    return [[{"writes": case["writes"], "expected": case["expected"], "pauses": pause}]]
 
 
 @cocotb.test()
 async def follows_cycle_model(dut):
-    """Every p-bit's spin after every model cycle equals the cycle model's."""
+    """Every p-bit's spin after every model cycle equals the cycle model's, in every run."""
     with open(os.environ["PBIT_CASE"]) as f:
         case = json.load(f)
     tb = TB(dut)
@@ -61,26 +104,14 @@ async def follows_cycle_model(dut):
     lo = await tb.read(case["reg_topology_lo"])
     hi = await tb.read(case["reg_topology_hi"])
     assert hi << 32 | lo == case["topology_id"], f"topology id {hi << 32 | lo:#x}"
-    for addr, data in case["writes"]:
-        await tb.write(addr, data)
-
-    expected = case["expected"]
-    pause_at = case.get("pause_at")
-    got = []
-    was_running = False
-    paused = 0
-    while len(got) < len(expected):
-        await FallingEdge(dut.clk)
-        if was_running:
-            got.append(dut.spins.value.to_unsigned())
-            k = len(got) - 1
-            if got[k] != expected[k]:
-                diff = got[k] ^ expected[k]
-                bad = [i for i in range(case["n"]) if diff >> i & 1]
-                raise AssertionError(f"cycle {k + 1}: p-bits {bad} differ from the model")
-        pausing = pause_at is not None and len(got) == pause_at and paused < 4
-        paused += pausing
-        dut.run.value = 0 if pausing else 1
-        await Timer(1, "ns")
-        was_running = bool(dut.cycle_done.value)
-    dut._log.info("%d cycles of %d p-bits match the cycle model", len(got), case["n"])
+    total = 0
+    for r, run in enumerate(_runs(case)):
+        for k, seg in enumerate(run):
+            for addr, data in seg["writes"]:
+                await tb.write(addr, data)
+            for addr, want, late in seg.get("reads", []):
+                got = await tb.read(addr, late)
+                assert got == want, f"run {r} segment {k}: read {addr:#x} = {got:#x}, not {want:#x}"
+            await tb.run_cycles(seg["expected"], seg["pauses"], case["n"], f"run {r} segment {k}")
+            total += len(seg["expected"])
+    dut._log.info("%d cycles of %d p-bits match the cycle model", total, case["n"])

@@ -460,6 +460,31 @@ def _fmt_trace(c, design, seed, cycles):
     return "\n".join(lines)
 
 
+def _fmt_async_trace(c, design, seed, cycles, **values):
+    """Trace of an un-coloured schedule: one line per acting p-bit (k: its k-th action; E: the
+    enable number it compared, async-random only)."""
+    states, events = trace_cycles(c, design, seed, cycles, **values)
+    rbits = design.fixed_point.rng_bits
+    w = (rbits + 3) // 4
+    random = design.schedule == "async-random"
+    lines = [
+        f"{'cycle':>5} {'pbit':>4} {'k':>3}  "
+        + (f"{'E':>6} " if random else "")
+        + f"{'R':>{w + 2}} {'acc':>4} {'I':>4} {'T':>{w + 2}} {'s':>2}   S_t"
+    ]
+    for ev in events:
+        upd = ev["updated"]
+        lines.append(
+            f"{ev['cycle']:>5} {ev['pbit']:>4} {ev['edge']:>3}  "
+            + (f"{ev['e']:#06x} " if random else "")
+            + f"{ev['r']:#0{w + 2}x} "
+            f"{ev['acc'] if upd else '-':>4} {ev['i_code'] if upd else '-':>4} "
+            f"{format(ev['t'], f'#0{w + 2}x') if upd else 'hold':>{w + 2}} {ev['spin']:>+2}   "
+            + " ".join(f"{x:+d}" for x in states[ev["cycle"] - 1])
+        )
+    return "\n".join(lines)
+
+
 RING3 = Couplings.from_edges(
     3, [(0, 1, 0.75), (1, 2, -0.5), (0, 2, 0.25)], h=[0.25, 0.0, -0.5], beta=1.0
 )
@@ -504,6 +529,17 @@ def doc_vectors() -> dict[str, str]:
     )
     v["ring3-default"] = _fmt_trace(RING3, DEFAULT, 1, 6)
     v["ring3-published"] = _fmt_trace(RING3, PUBLISHED, 1, 12)
+    v["ring3-async-random"] = _fmt_async_trace(
+        RING3, HardwareDesign(schedule="async-random"), 1, 8, p=0.5
+    )
+    v["ring3-async-periodic"] = _fmt_async_trace(
+        RING3,
+        HardwareDesign(schedule="async-periodic", read_latency=1),
+        1,
+        10,
+        period=[3, 2, 4],
+        phase=[0, 1, 3],
+    )
     return v
 
 
@@ -533,6 +569,10 @@ def test_ring3_vectors_match_numba():
     for design, cycles in ((DEFAULT, 6), (PUBLISHED, 12)):
         states, _ = trace_cycles(RING3, design, 1, cycles)
         np.testing.assert_array_equal(states, simulate_cycles(RING3, design, 1, cycles))
+    periodic = HardwareDesign(schedule="async-periodic", read_latency=1)
+    values = {"period": [3, 2, 4], "phase": [0, 1, 3]}
+    states, _ = trace_cycles(RING3, periodic, 1, 10, **values)
+    np.testing.assert_array_equal(states, simulate_cycles(RING3, periodic, 1, 10, **values))
 
 
 def _update_doc() -> None:

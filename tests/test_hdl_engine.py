@@ -86,3 +86,5 @@ def test_init_wrong():
         PbitEngine("ring", lanes=1)
     with pytest.raises(ValueError, match="read_latency"):
         PbitEngine(c, HardwareDesign(read_latency=1), lanes=1)
+    with pytest.raises(ValueError, match="needs PbitArray"):
+        PbitEngine(c, HardwareDesign(schedule="async-random"), lanes=1)

@@ -138,8 +138,6 @@ def test_init():
 
 def test_init_wrong():
     c = ring(4, DEFAULT.fixed_point, seed=0)
-    with pytest.raises(ValueError, match="read_latency"):
-        PbitArray(c, HardwareDesign(read_latency=1))
     with pytest.raises(ValueError, match="slots"):
         PbitArray(c, HardwareDesign(max_degree=1))
     with pytest.raises(TypeError, match="Couplings"):

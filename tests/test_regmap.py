@@ -63,10 +63,15 @@ def designs():
             initial_spin=1,
             max_degree=40,
         ),
+        HardwareDesign(schedule="async-random", rng="lfsr32-xnor", read_latency=1),
+        HardwareDesign(schedule="async-periodic", warmup_edges=2, read_latency=2),
     ]
 
 
-@pytest.mark.parametrize("design", designs(), ids=["default", "published", "wide"])
+DESIGN_IDS = ["default", "published", "wide", "async-random", "async-periodic"]
+
+
+@pytest.mark.parametrize("design", designs(), ids=DESIGN_IDS)
 def test_words_decode_to_the_design(design):
     assert decode_design(format_word(design.fixed_point, design.rng), design_word(design)) == design
 
@@ -109,11 +114,12 @@ def test_status_word():
     assert decode_status(status_word(2, False, True)) == (2, False, True)
 
 
-@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("seed", range(7))
 def test_load_writes_inverse_is_identity(seed):
     """load_writes -> inverse -> writes again is the identity, and the inverse holds the
-    quantised couplings, seeds and spins."""
-    design = designs()[seed % 3]
+    quantised couplings, seeds and spins (the schedules' run-time values:
+    tests/test_async_hardware.py)."""
+    design = designs()[seed % 5]
     c = random_couplings(
         12 + seed, 0.3, seed, scale=0.3 if design is PUBLISHED else 1.0, max_degree=6
     )

@@ -95,3 +95,38 @@ def test_pt_ladder(tmp_path):
     assert aa.max() / aa.min() < ua.max() / ua.min()
     k, j = np.argmin(ua), np.argmin(aa)
     assert aa[j] - ua[k] > 3 * np.hypot(ae[j], ue[k])
+
+
+def test_regulariser_dose(tmp_path):
+    rows = run("regulariser_dose", tmp_path)["rows"]
+    assert len(rows) >= 6 and rows[0]["alpha"] == 0
+    for r in rows:
+        # the measurement is sound: Q-hat on the sampler agrees with the exact Q(M)
+        assert abs(r["q_sampled"] - r["q_exact_M"]) < 4 * r["q_sampled_err"] + 0.05 * r["q_exact_M"]
+        # the sampled tau_int of the gradient observables is close to the exact one
+        assert r["tau_sampled_median"] == pytest.approx(r["tau_exact_median"], rel=0.2)
+    # Goodhart: the penalised diagnostic soars by orders of magnitude while learning collapses
+    assert rows[-1]["q_pred"] > 1e3 * rows[0]["q_pred"]
+    assert rows[0]["ll_gain"] > 0 and rows[-1]["collapsed"]
+
+
+def test_reversibility(tmp_path):
+    res = run("reversibility", tmp_path)
+    for label in dict.fromkeys(r["model"] for r in res["exact"]):
+        mix = {
+            r["q"]: r
+            for r in res["exact"]
+            if r["model"] == label and r["kernel"] == "sweep-mixture"
+        }
+        # time reversal: q and 1 - q decorrelate equally; only q = 1/2 is reversible
+        for q, r in mix.items():
+            assert r["ess_per_update"] == pytest.approx(mix[1 - q]["ess_per_update"], rel=1e-9)
+        assert mix[0.5]["non_reversibility"] < 1e-12 < mix[0.75]["non_reversibility"]
+        assert mix[0.75]["non_reversibility"] < mix[1.0]["non_reversibility"]
+        # the reversible member decorrelates the gradient least per update
+        assert mix[0.5]["ess_per_update"] < mix[1.0]["ess_per_update"]
+        for r in mix.values():  # the sampler agrees with the exact kernel where tau converged
+            done, total = map(int, r["tau_converged"].split("/"))
+            if done == total:
+                assert r["ess_per_update_sampled"] == pytest.approx(r["ess_per_update"], rel=0.15)
+    assert all(np.isfinite(r["ess_per_update"]) for r in res["sampled"])

@@ -11,6 +11,9 @@ emulator and the host. ``docs/hardware.md`` has the table.
   decoders, so a host rebuilds the whole design from what a board reports (:class:`BoardWords`);
 * :func:`load_writes` — the writes that load a model — and its inverse
   (:func:`read_load_writes`, through :class:`RegisterFile`, the board's storage as plain arrays);
+* the run-time values of the un-coloured schedules: the ENABLE register ("async-random"), a
+  second generator's seed words in region SEED, and PERIOD/PHASE per p-bit in region TIMER
+  ("async-periodic");
 * :func:`weight_writes` — only the J, bias and table words that changed between two models;
 * :func:`region_digest` — the CRC-32 per region that LOAD-DIGEST reports.
 
@@ -26,9 +29,23 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pbitsim.board.design import SCHEDULES, HardwareDesign
+from pbitsim.board.design import (
+    ENABLE_BITS,
+    SCHEDULES,
+    TIMER_BITS,
+    HardwareDesign,
+    run_time_values,
+)
 from pbitsim.fixedpoint import FixedPointSpec, activation_table
-from pbitsim.rng import RNG_KINDS, derive_seeds, resolve_seeds, rng_kind_code, state_bits
+from pbitsim.rng import (
+    RNG_KINDS,
+    derive_enable_seeds,
+    derive_seeds,
+    resolve_enable_seeds,
+    resolve_seeds,
+    rng_kind_code,
+    state_bits,
+)
 
 __all__ = [
     "MAGIC",
@@ -65,6 +82,8 @@ __all__ = [
     "image_writes",
     "DIGEST_REGIONS",
     "IDENTITY",
+    "TIMER_PERIOD",
+    "TIMER_PHASE",
 ]
 
 MAGIC = 0x50424954  # "PBIT"
@@ -91,10 +110,12 @@ class Region(enum.IntEnum):
     TABLE = 3
     SEED = 4
     SPIN = 5
+    TIMER = 6  # "async-periodic" designs only: PERIOD (slot 0) and PHASE (slot 1) per p-bit
 
 
 class Register(enum.IntEnum):
-    """Registers of region ``REG`` (CONTROL is written; read, the same address is STATUS)."""
+    """Registers of region ``REG`` (CONTROL is written; read, the same address is STATUS).
+    ENABLE exists in "async-random" designs only (read and write)."""
 
     ID = 0
     VERSION = 1
@@ -105,6 +126,13 @@ class Register(enum.IntEnum):
     CONTROL = 6
     DESIGN = 7
     COLORS = 8
+    ENABLE = 9
+
+
+#: TIMER slots of a p-bit.
+TIMER_PERIOD, TIMER_PHASE = 0, 1
+_ENABLE_MASK = (1 << (ENABLE_BITS + 1)) - 1  # ENABLE holds 0..2**16 (p = 1) and more
+_TIMER_MASK = (1 << TIMER_BITS) - 1
 
 
 #: Registers whose value is fixed when the array is built (the board's identity).
@@ -365,6 +393,11 @@ class AddressMap:
     state bits 32w..32w+31. Region ``TABLE`` uses ``index = k`` (0..input_max); spins are written
     one per address (bit 0: 1 = +1) and read 32 per word (region ``SPIN``, ``index = word``).
 
+    A design with two generators per p-bit ("async-random") has SEED slots ``seed_words ..
+    2 seed_words - 1`` for the enable generator's state (:meth:`enable_seed`); an
+    "async-periodic" design has region TIMER, slot 0 PERIOD and slot 1 PHASE (:meth:`period`,
+    :meth:`phase`).
+
     Parameters
     ----------
     n : int
@@ -374,15 +407,31 @@ class AddressMap:
     seed_words : int
         32-bit words per generator state.
     table_depth : int
+    generators : int
+        Generators per p-bit (1, or 2 for "async-random").
+    timers : bool
+        Region TIMER exists ("async-periodic").
     """
 
-    def __init__(self, n: int, slots: int, seed_words: int, table_depth: int) -> None:
+    def __init__(
+        self,
+        n: int,
+        slots: int,
+        seed_words: int,
+        table_depth: int,
+        generators: int = 1,
+        timers: bool = False,
+    ) -> None:
         self.n = int(n)
         self.slots = max(int(slots), 1)
         self.seed_words = int(seed_words)
         self.table_depth = int(table_depth)
+        self.generators = int(generators)
+        self.timers = bool(timers)
         self.pbit_bits = _bits(self.n)
-        self.slot_bits = _bits(max(self.slots, self.seed_words))
+        self.slot_bits = _bits(
+            max(self.slots, self.seed_words * self.generators, 2 if self.timers else 1)
+        )
         self.index_bits = max(
             self.pbit_bits + self.slot_bits,
             _bits(self.table_depth),
@@ -399,6 +448,8 @@ class AddressMap:
             deg,
             state_bits(design.rng) // DATA_BITS,
             design.fixed_point.input_max + 1,
+            generators=design.generators,
+            timers=design.schedule == "async-periodic",
         )
 
     @property
@@ -421,6 +472,18 @@ class AddressMap:
 
     def seed(self, i: int, word: int) -> int:
         return self.address(Region.SEED, i << self.slot_bits | word)
+
+    def enable_seed(self, i: int, word: int) -> int:
+        """Address of word ``word`` of p-bit i's enable generator ("async-random")."""
+        return self.seed(i, self.seed_words + word)
+
+    def period(self, i: int) -> int:
+        """Address of p-bit i's PERIOD register ("async-periodic")."""
+        return self.address(Region.TIMER, i << self.slot_bits | TIMER_PERIOD)
+
+    def phase(self, i: int) -> int:
+        """Address of p-bit i's PHASE register ("async-periodic")."""
+        return self.address(Region.TIMER, i << self.slot_bits | TIMER_PHASE)
 
     def spin(self, i: int) -> int:
         return self.address(Region.SPIN, i << self.slot_bits)
@@ -446,10 +509,11 @@ class AddressMap:
         return index >> self.slot_bits, index & ((1 << self.slot_bits) - 1)
 
     def load_writes(
-        self, couplings, design: HardwareDesign, seed_or_seeds, initial=None, table=None
+        self, couplings, design: HardwareDesign, seed_or_seeds, initial=None, table=None, **values
     ) -> list[tuple[int, int]]:
         """:func:`load_writes` with this map (kept for the gateware's tests)."""
-        return image_writes(self, LoadImage.of(couplings, design, seed_or_seeds, initial, table))
+        image = LoadImage.of(couplings, design, seed_or_seeds, initial, table, **values)
+        return image_writes(self, image)
 
 
 # --------------------------------------------------------------------------------------------
@@ -477,6 +541,12 @@ class LoadImage:
         Spin per p-bit (-1/+1).
     restart : bool
         The writes end with a CONTROL restart.
+    enable : int
+        The ENABLE register ("async-random"; 0 otherwise).
+    enable_seeds : np.ndarray of uint64 or None
+        Enable generator state per p-bit ("async-random").
+    period, phase : np.ndarray of int64 or None
+        PERIOD and PHASE registers per p-bit ("async-periodic").
     """
 
     indptr: np.ndarray
@@ -486,10 +556,24 @@ class LoadImage:
     seeds: np.ndarray
     spins: np.ndarray
     restart: bool = True
+    enable: int = 0
+    enable_seeds: np.ndarray | None = None
+    period: np.ndarray | None = None
+    phase: np.ndarray | None = None
 
     @classmethod
     def of(
-        cls, couplings, design: HardwareDesign, seed_or_seeds, initial=None, table=None
+        cls,
+        couplings,
+        design: HardwareDesign,
+        seed_or_seeds,
+        initial=None,
+        table=None,
+        *,
+        p: float | None = None,
+        period=None,
+        phase=None,
+        enable_seeds=None,
     ) -> LoadImage:
         """The image that loads ``couplings`` (quantised with ``design.fixed_point``).
 
@@ -503,6 +587,13 @@ class LoadImage:
             Initial spins; default ``design.initial_spin``.
         table : array_like, optional
             Table to load instead of the couplings' own (e.g. another beta).
+        p, period, phase : optional
+            Run-time values of the schedule (:func:`pbitsim.board.design.run_time_values`;
+            defaults from there, phases derived from the master seed).
+        enable_seeds : int or array_like, optional
+            "async-random": a master seed or per-p-bit enable seeds
+            (:func:`pbitsim.rng.resolve_enable_seeds`); default the master seed
+            ``seed_or_seeds`` (required when that is an array).
         """
         design.check(couplings)
         q = couplings.quantized(design.fixed_point)
@@ -516,13 +607,33 @@ class LoadImage:
             if initial is None
             else np.where(np.asarray(initial).reshape(n) > 0, 1, -1).astype(np.int8)
         )
+        seeds = resolve_seeds(seed_or_seeds, n, design.rng)
+        master = int(seed_or_seeds) if np.ndim(seed_or_seeds) == 0 else None
+        values = run_time_values(design, n, master, p=p, period=period, phase=phase)
+        if design.generators == 2:
+            if enable_seeds is None and master is None:
+                raise ValueError(
+                    "async-random with explicit seeds needs enable_seeds (a master seed or one "
+                    "per p-bit)"
+                )
+            en_seeds = resolve_enable_seeds(
+                master if enable_seeds is None else enable_seeds, seeds, design.rng
+            )
+        elif enable_seeds is not None:
+            raise ValueError(f"enable_seeds: schedule {design.schedule!r} has no enable generators")
+        else:
+            en_seeds = None
         return cls(
             indptr=np.asarray(q.indptr, np.int64),
             j_codes=np.asarray(q.j_codes, np.int64),
             bias=bias,
             table=np.asarray(q.table if table is None else table, np.uint64),
-            seeds=resolve_seeds(seed_or_seeds, n, design.rng),
+            seeds=seeds,
             spins=spins,
+            enable=values["enable"],
+            enable_seeds=en_seeds,
+            period=values["period"],
+            phase=values["phase"],
         )
 
     @property
@@ -553,13 +664,25 @@ def _region_pairs(amap: AddressMap, image: LoadImage, region: Region) -> list[tu
     if region is Region.TABLE:
         return [(amap.table(k), int(t)) for k, t in enumerate(image.table.tolist())]
     if region is Region.SEED:
+        # Decision generator's words, then (async-random) the enable generator's.
+        states = [image.seeds] + ([image.enable_seeds] if amap.generators == 2 else [])
         return [
-            (amap.seed(i, w), (int(s) >> (DATA_BITS * w)) & _MASK)
-            for i, s in enumerate(image.seeds.tolist())
+            (amap.seed(i, g * amap.seed_words + w), (int(s[i]) >> (DATA_BITS * w)) & _MASK)
+            for i in range(n)
+            for g, s in enumerate(states)
             for w in range(amap.seed_words)
         ]
     if region is Region.SPIN:
         return [(amap.spin(i), 1 if s > 0 else 0) for i, s in enumerate(image.spins.tolist())]
+    if region is Region.TIMER:
+        return [
+            pair
+            for i in range(n)
+            for pair in (
+                (amap.period(i), int(image.period[i]) & _TIMER_MASK),
+                (amap.phase(i), int(image.phase[i]) & _TIMER_MASK),
+            )
+        ]
     raise ValueError(f"region {region!r} is not part of a load image")
 
 
@@ -577,27 +700,36 @@ def region_addresses(amap: AddressMap, indptr, region: Region) -> list[int]:
 
 
 def image_writes(amap: AddressMap, image: LoadImage) -> list[tuple[int, int]]:
-    """The writes that put ``image`` into an array: BIAS, J, TABLE, SEED, SPIN, then (if
-    ``image.restart``) CONTROL restart."""
+    """The writes that put ``image`` into an array: BIAS, J, TABLE, SEED, SPIN, then TIMER
+    ("async-periodic") or ENABLE ("async-random"), then (if ``image.restart``) CONTROL restart
+    (which also loads the counters of "async-periodic" from PHASE)."""
     writes = []
-    for region in (Region.BIAS, Region.J, Region.TABLE, Region.SEED, Region.SPIN):
+    regions = [Region.BIAS, Region.J, Region.TABLE, Region.SEED, Region.SPIN]
+    if amap.timers:
+        regions.append(Region.TIMER)
+    for region in regions:
         writes += _region_pairs(amap, image, region)
+    if amap.generators == 2:
+        writes.append((amap.register(Register.ENABLE), int(image.enable) & _ENABLE_MASK))
     if image.restart:
         writes.append((amap.register(Register.CONTROL), 1))
     return writes
 
 
 def load_writes(
-    couplings, design: HardwareDesign, seed_or_seeds, initial=None, table=None
+    couplings, design: HardwareDesign, seed_or_seeds, initial=None, table=None, **values
 ) -> list[tuple[int, int]]:
-    """(address, data) writes that load a model, seeds and spins, then restart the schedule.
+    """(address, data) writes that load a model, seeds, spins and the schedule's run-time values,
+    then restart the schedule.
 
     After these writes (and with ``run`` high), an array built for ``couplings``' topology and
-    ``design`` follows ``simulate_cycles(couplings, design, seed_or_seeds, cycles, initial)``
-    cycle by cycle. Arguments as :meth:`LoadImage.of`.
+    ``design`` follows ``simulate_cycles(couplings, design, seed_or_seeds, cycles, initial,
+    **values)`` cycle by cycle. Arguments as :meth:`LoadImage.of` (``values``: ``p``, ``period``,
+    ``phase``, ``enable_seeds``).
     """
     amap = AddressMap.for_design(couplings, design)
-    return image_writes(amap, LoadImage.of(couplings, design, seed_or_seeds, initial, table))
+    image = LoadImage.of(couplings, design, seed_or_seeds, initial, table, **values)
+    return image_writes(amap, image)
 
 
 def region_digest(pairs) -> int:
@@ -663,8 +795,9 @@ class RegisterFile:
     Attributes
     ----------
     image : LoadImage
-        The current contents (all zero after construction; spins ``design.initial_spin``; seeds
-        derived from master seed 0, as gateware reset values are).
+        The current contents (all zero after construction, ENABLE, PERIOD and PHASE included;
+        spins ``design.initial_spin``; seeds, enable seeds too, derived from master seed 0, as
+        gateware reset values are).
     words : BoardWords
     amap : AddressMap
     restarts : int
@@ -679,15 +812,22 @@ class RegisterFile:
         self.amap = AddressMap.for_design(couplings, design)
         n = couplings.n
         indptr = np.asarray(couplings.indptr, np.int64)
+        seeds = derive_seeds(0, n, design.rng)
+        periodic = design.schedule == "async-periodic"
         self.image = LoadImage(
             indptr=indptr,
             j_codes=np.zeros(indptr[-1], np.int64),
             bias=np.zeros(n, np.int64),
             # the gateware's reset table: beta = 1 (so TABLE reads match before any load)
             table=activation_table(design.fixed_point, 1.0),
-            seeds=derive_seeds(0, n, design.rng),
+            seeds=seeds,
             spins=np.full(n, design.initial_spin, np.int8),
             restart=False,
+            enable_seeds=derive_enable_seeds(0, seeds, design.rng)
+            if design.generators == 2
+            else None,
+            period=np.zeros(n, np.int64) if periodic else None,
+            phase=np.zeros(n, np.int64) if periodic else None,
         )
         self._bias_bits = sum_width(design.fixed_point, self.amap.slots)
         self.restarts = 0
@@ -701,9 +841,13 @@ class RegisterFile:
         if region is Region.REG:
             if index >= len(Register):
                 raise AddressError(address, f"register {index} does not exist")
-            if write and index != Register.CONTROL:
+            if index == Register.ENABLE and amap.generators != 2:
+                raise AddressError(address, "register ENABLE exists in async-random designs only")
+            if write and index not in (Register.CONTROL, Register.ENABLE):
                 raise AddressError(address, f"register {Register(index).name} is read-only")
             return region, index, 0
+        if region is Region.TIMER and not amap.timers:
+            raise AddressError(address, "region TIMER exists in async-periodic designs only")
         if region is Region.TABLE:
             if index >= amap.table_depth:
                 raise AddressError(address, f"table entry {index} > input_max")
@@ -722,8 +866,14 @@ class RegisterFile:
         elif region is Region.SEED:
             if write is False:
                 raise AddressError(address, "generator states are live and not readable")
-            if slot >= amap.seed_words:
-                raise AddressError(address, f"seed word {slot} >= {amap.seed_words}")
+            words = amap.seed_words * amap.generators
+            if slot >= words:
+                raise AddressError(address, f"seed word {slot} >= {words}")
+        elif region is Region.TIMER:
+            if slot > TIMER_PHASE:
+                raise AddressError(
+                    address, f"TIMER of p-bit {i} has slots 0 (PERIOD) and 1 (PHASE) only"
+                )
         elif slot != 0:
             raise AddressError(address, f"{region.name} of p-bit {i} has slot 0 only")
         return region, i, slot
@@ -737,8 +887,11 @@ class RegisterFile:
         region, i, slot = self._locate(address, write=True)
         data = int(data) & _MASK
         img, spec = self.image, self.design.fixed_point
-        if region is Region.REG:  # CONTROL
-            if data & 1:
+        if region is Region.REG:
+            if i == Register.ENABLE:
+                img.enable = data & _ENABLE_MASK
+                self.dirty.add(region)
+            elif data & 1:  # CONTROL restart
                 self.restarts += 1
             return
         if region is Region.BIAS:
@@ -748,19 +901,27 @@ class RegisterFile:
         elif region is Region.TABLE:
             img.table[i] = data & ((1 << spec.rng_bits) - 1)
         elif region is Region.SEED:
-            shift = DATA_BITS * slot
-            keep = int(img.seeds[i]) & ~(_MASK << shift)
-            img.seeds[i] = (keep | data << shift) & ((1 << state_bits(self.design.rng)) - 1)
+            words = self.amap.seed_words
+            states = img.seeds if slot < words else img.enable_seeds
+            shift = DATA_BITS * (slot % words)
+            keep = int(states[i]) & ~(_MASK << shift)
+            states[i] = (keep | data << shift) & ((1 << state_bits(self.design.rng)) - 1)
+        elif region is Region.TIMER:
+            (img.period if slot == TIMER_PERIOD else img.phase)[i] = data & _TIMER_MASK
         elif region is Region.SPIN:
             img.spins[i] = 1 if data & 1 else -1
         self.dirty.add(region)
 
     def read(self, address: int) -> int:
-        """One register-port read (REG, BIAS, J, TABLE and SPIN words are readable)."""
+        """One register-port read (REG, BIAS, J, TABLE, TIMER and SPIN words are readable)."""
         region, i, slot = self._locate(address, write=False)
         img = self.image
         if region is Region.REG:
+            if i == Register.ENABLE:
+                return int(img.enable)
             return self.status if i == Register.CONTROL else self.words.register(Register(i))
+        if region is Region.TIMER:
+            return int((img.period if slot == TIMER_PERIOD else img.phase)[i])
         if region is Region.BIAS:
             return int(img.bias[i]) & _MASK
         if region is Region.J:

@@ -24,7 +24,10 @@ class ArrayModel:
     """One array built for ``couplings``' topology and ``design``, driven through its port.
 
     After reset it holds what the gateware's reset values are when nothing is preloaded: J, bias
-    and table 0, generator seeds from master seed 0, spins ``design.initial_spin``, cycle 0.
+    and table 0, generator seeds (enable generators' too) from master seed 0, spins
+    ``design.initial_spin``, ENABLE, PERIOD and PHASE 0, cycle 0. Every schedule is supported:
+    ENABLE writes take effect from the next cycle, PERIOD at each p-bit's next counter reload,
+    PHASE at the next restart (as in ``docs/hardware-model.md``).
 
     Parameters
     ----------
@@ -48,8 +51,13 @@ class ArrayModel:
         self.words = self.regs.words
         self.amap = self.regs.amap
         img = self.regs.image
+        kw: dict = {}
+        if design.schedule == "async-random":
+            kw = {"enable_seeds": img.enable_seeds[None, :], "enable": img.enable}
+        elif design.schedule == "async-periodic":
+            kw = {"period": img.period, "phase": img.phase}
         self._machine = HardwareMachine(
-            self._quantized(), design, img.seeds[None, :], initial=img.spins
+            self._quantized(), design, img.seeds[None, :], initial=img.spins, **kw
         )
         self._stale = False  # J/bias/table written since the machine last saw them
 
@@ -84,19 +92,36 @@ class ArrayModel:
         self.regs.check(address, write)
 
     def write(self, address: int, data: int) -> None:
-        """One register write. Spin and seed writes change one p-bit's live state only."""
-        region, _ = self.amap.split(address)
-        if region in (Region.SPIN, Region.SEED):
-            # The register file's copies of live state are stale: refresh, write one word, push.
-            self.regs.image.spins[:] = self._machine.spins[0]
-            self.regs.image.seeds[:] = self._machine.generator_states[0]
+        """One register write. Spin and seed writes change one p-bit's live state only (a spin
+        write also its delayed copies read with read latency L > 0, as if held)."""
+        region, index = self.amap.split(address)
+        img, m = self.regs.image, self._machine
+        if region is Region.SPIN:
+            # One p-bit's spin (and, with read latency L > 0, its delayed copies); the register
+            # file's copy of the spins is refreshed first (live state).
             self.regs.write(address, data)
-            self._machine.set_spins(self.regs.image.spins)
-            self._machine.set_generator_states(self.regs.image.seeds[None, :])
+            i = self.amap.pbit_slot(index)[0]
+            m.set_spin(i, int(img.spins[i]))
+            return
+        if region is Region.SEED:
+            # The register file's copies of the generators are stale: refresh, write one word,
+            # push.
+            img.seeds[:] = m.generator_states[0]
+            if img.enable_seeds is not None:
+                img.enable_seeds[:] = m.enable_generator_states[0]
+            self.regs.write(address, data)
+            m.set_generator_states(img.seeds[None, :])
+            if img.enable_seeds is not None:
+                m.set_enable_generator_states(img.enable_seeds[None, :])
             return
         self.regs.write(address, data)
-        if region is Region.REG and data & 1:  # CONTROL restart
-            self._machine.restart()
+        if region is Region.REG and index == Register.ENABLE:
+            m.set_enable(img.enable)
+        elif region is Region.REG and data & 1:  # CONTROL restart
+            m.restart()
+        elif region is Region.TIMER:
+            m.set_periods(img.period)
+            m.set_phases(img.phase)
         elif region in (Region.J, Region.BIAS, Region.TABLE):
             self._stale = True
 
@@ -109,10 +134,11 @@ class ArrayModel:
         return self.regs.read(address)
 
     def status(self, running: bool = False) -> int:
-        """The STATUS word: colour of the next cycle, warm-up done, running."""
-        c = self._machine.n_colors
-        warm = self.cycle >= self.design.warmup_edges * c
-        return status_word(self.cycle % c, warm, running)
+        """The STATUS word: colour of the next cycle (0 for un-coloured schedules), warm-up
+        done, running."""
+        m = self._machine
+        colour = self.cycle % m.n_colors if self.design.coloured else 0
+        return status_word(colour, self.cycle >= m.warmup_cycles, running)
 
     def restart(self) -> None:
         """A CONTROL restart write."""
