@@ -88,9 +88,9 @@ def sampled_taus(
         pairs = pairs[np.random.default_rng(seed).choice(len(pairs), max_pairs, replace=False)]
     obs = spins[..., pairs[:, 0]] * spins[..., pairs[:, 1]]  # (R, T, k)
     m = spins.mean(axis=2)
-    itm = estimate_tau(m, c=window_c, quiet=True)
-    itp = estimate_tau(obs, c=window_c, quiet=True)
-    tau_m_c5 = float(estimate_tau(m, quiet=True).tau)
+    itm = estimate_tau(m, c=window_c, method="sokal", quiet=True)
+    itp = estimate_tau(obs, c=window_c, method="sokal", quiet=True)
+    tau_m_c5 = float(estimate_tau(m, method="sokal", quiet=True).tau)
     w = itp.variance / itp.variance.sum()
     tau_grad = float(w @ itp.tau)
     tau_grad_err = float(np.sqrt(np.sum((w * itp.tau_err) ** 2)))  # independent-error bound

@@ -1,15 +1,18 @@
 """Test support for the diagnostics: an exact Markov-chain simulator (draws from the rows of an
-exact transition matrix) and a tiny parallel-tempering run built on it. Independent of the Numba
-samplers, so sample-based estimators are checked against exact values with no sampler in between.
+exact transition matrix), a tiny parallel-tempering run built on it, a fast simulator of the p-bit
+kernels site by site for many chains at once, and exact tau_int for a kernel step of n random-scan
+updates. Independent of the production samplers, so sample-based estimators are checked against
+exact values with no sampler in between.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
+import scipy.sparse.linalg as spla
 
 from pbitsim.couplings import Couplings
-from pbitsim.diagnostics.kernels import transition_matrix
+from pbitsim.diagnostics.kernels import KERNELS, transition_matrix, transition_operator
 from pbitsim.exact import all_states, boltzmann
 from pbitsim.samples import Samples
 
@@ -102,3 +105,124 @@ def parallel_tempering(
         {"sweeps": draws, "chains": chains, "betas": betas.tolist()},
         info,
     )
+
+
+_SITE_KERNEL = None
+
+#: The kernels :func:`simulate_states` runs (the samplers' defaults).
+SIMULATED = ("random-scan", "sequential", "chromatic")
+
+
+def _site_kernel():
+    """The compiled site-by-site chain runner (compiled on first use, not at import)."""
+    global _SITE_KERNEL
+    if _SITE_KERNEL is None:
+        import numba
+
+        @numba.njit(cache=False)
+        def run(x0, p_up, order, random_sites, updates, draws, seed, out):  # pragma: no cover
+            np.random.seed(seed)  # noqa: NPY002 (Numba has the legacy API only)
+            n = p_up.shape[1]
+            for r in range(x0.shape[0]):
+                x = x0[r]
+                for t in range(draws):
+                    for j in range(updates):
+                        i = np.random.randint(0, n) if random_sites else order[j]  # noqa: NPY002
+                        if np.random.random() < p_up[x, i]:  # noqa: NPY002
+                            x |= 1 << i
+                        else:
+                            x &= ~(1 << i)
+                    out[r, t] = x
+
+        _SITE_KERNEL = run
+    return _SITE_KERNEL
+
+
+def simulate_states(
+    c: Couplings, kernel: str, draws: int, chains: int, seed: int, updates: int | None = None
+) -> np.ndarray:
+    """State indices (chains, draws) of independent chains started in stationarity (X_0 ~ p,
+    exactly), recording X_1..X_T, one draw per kernel step *as the samplers count it*:
+
+    * "sequential": sites 0..n-1 in order; "chromatic": the colour classes in order (a class is
+      an independent set, so updating its sites one after another is the simultaneous update);
+    * "random-scan": ``updates`` single-site updates at uniformly drawn sites, default n (the
+      samplers' random-scan step; ``ExactChain(c, "random-scan")`` has updates = 1).
+
+    Each update is the p-bit rule s_i = +1 with probability (1 + tanh(beta I_i)) / 2, from a
+    table over all states (n <= 16), for all chains in one compiled loop.
+    """
+    if kernel not in SIMULATED:
+        raise ValueError(f"kernel must be one of {SIMULATED}, not {kernel!r}")
+    n = c.n
+    if n > 16:
+        raise ValueError(f"site tables need n <= 16, not {n}")
+    states = all_states(n)
+    p_up = 0.5 * (1.0 + np.tanh(c.beta * c.local_fields(states)))
+    if kernel == "chromatic":
+        order = np.concatenate(c.color_classes()).astype(np.int64)
+    else:
+        order = np.arange(n, dtype=np.int64)
+    random_sites = kernel == "random-scan"
+    k = (n if updates is None else int(updates)) if random_sites else n
+    rng = np.random.default_rng(seed)
+    x0 = rng.choice(1 << n, size=chains, p=boltzmann(c)).astype(np.int64)
+    out = np.empty((chains, draws), dtype=np.int32)  # n <= 16
+    _site_kernel()(x0, p_up, order, random_sites, k, draws, int(rng.integers(2**31)), out)
+    return out
+
+
+def exact_tau(c: Couplings, kernel: str, F, updates: int | None = None) -> np.ndarray:
+    """Exact tau_int of observables F (values on the states, (N,) or (N, m)) for one draw of
+    :func:`simulate_states`: the fundamental matrix of the step kernel
+    (``shared/reference/diagnostics-definitions.md``), applied by iterative solves so that no
+    2^n x 2^n matrix is formed or factorised.
+
+    With f~ = f - E f and Q = P - 1 p^T, sum_{s>=0} C(s) = <f~, (I - Q)^{-1} f~>_p. A random-scan
+    draw of k updates is P^k (P the single-update kernel, reversible): in the symmetric picture
+    A' = D^1/2 P D^-1/2 (deflated), I - A'^k is positive definite and conjugate gradients solve
+    it. Sweeps are not reversible: GMRES on I - Q with P applied site by site
+    (:func:`~pbitsim.diagnostics.kernels.transition_operator`). ``tests/test_tau_validation.py``
+    checks both against :meth:`ExactChain.tau_int`.
+    """
+    F = np.asarray(F, dtype=np.float64)
+    p = boltzmann(c)
+    cols = F.reshape(len(p), -1)
+    centred = cols - p @ cols
+    var = p @ centred**2
+    if kernel == "random-scan":
+        k = c.n if updates is None else int(updates)
+        sq = np.sqrt(p)
+        A = sp.diags(sq) @ transition_matrix(c, "random-scan") @ sp.diags(1.0 / sq)
+
+        def step(v):
+            for _ in range(k):
+                v = A @ v
+                v = v - sq * (sq @ v)  # deflate the stationary direction (and its rounding)
+            return v
+
+        op = spla.LinearOperator(A.shape, matvec=lambda v: v - step(v), dtype=np.float64)
+        rhs = sq[:, None] * centred
+        solve = spla.cg
+    elif kernel in KERNELS:
+        P = transition_operator(c, kernel)
+        op = spla.LinearOperator(
+            P.shape, matvec=lambda g: g - P.matvec(g) + p @ g, dtype=np.float64
+        )
+        rhs = centred
+        solve = _gmres
+    else:
+        raise ValueError(f"kernel must be one of {KERNELS}, not {kernel!r}")
+    total = np.empty(cols.shape[1])
+    for j in range(cols.shape[1]):
+        g, info = solve(op, rhs[:, j], rtol=1e-12, atol=0.0, maxiter=100_000)
+        if info != 0:
+            raise RuntimeError(f"the iterative solve did not converge (info {info})")
+        total[j] = rhs[:, j] @ g if kernel == "random-scan" else (p * centred[:, j]) @ g
+    with np.errstate(invalid="ignore", divide="ignore"):
+        tau = (2.0 * total - var) / var
+    return tau.reshape(F.shape[1:])
+
+
+def _gmres(op, b, **kw):
+    return spla.gmres(op, b, restart=200, **kw)

@@ -13,8 +13,12 @@ E ||g_bar||^2 = ||g||^2 + E S^2 / R, so the bias-corrected estimate is
 
     Q_hat = (||g_bar||^2 - S^2 / R) / S^2,
 
-reported with a jackknife (leave-one-estimate-out) error bar; the naive ||g_bar||^2 / S^2 is biased
-up by about 1 / R, which dominates when Q << 1 / R. See ``docs/diagnostics.md``.
+reported with a jackknife error bar; the naive ||g_bar||^2 / S^2 is biased up by about 1 / R, which
+dominates when Q << 1 / R. The jackknife leaves out one estimate at a time when the estimates are
+independent (replicas), and one *group* at a time when they are not: batches of one chain are
+correlated over about tau_int draws, so :func:`q_from_samples` leaves out a whole replica (or a
+block of consecutive batches) and the error bar does not shrink with the batch count alone. See
+``docs/diagnostics.md``.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ __all__ = [
     "gradient_observables",
     "data_moments",
     "gradient_estimates",
+    "jackknife_groups",
     "q_from_samples",
     "exact_gradient",
     "exact_q",
@@ -60,6 +65,9 @@ class QEstimate:
         Number of gradient components.
     steps : int or None
         M, the draws averaged per estimate (when known).
+    groups : int or None
+        Number of jackknife groups when estimates were left out a group at a time (None: one
+        estimate at a time).
     """
 
     q: float
@@ -71,6 +79,7 @@ class QEstimate:
     replicas: int
     components: int
     steps: int | None = None
+    groups: int | None = None
 
     def __str__(self) -> str:
         return (
@@ -89,15 +98,19 @@ def _q_parts(g: np.ndarray) -> tuple[float, float]:
         return (norm2 - s2 / R) / s2, norm2 / s2
 
 
-def q_from_estimates(estimates, steps: int | None = None) -> QEstimate:
-    """Bias-corrected Q with a jackknife error bar from independent gradient estimates.
+def q_from_estimates(estimates, steps: int | None = None, groups=None) -> QEstimate:
+    """Bias-corrected Q with a jackknife error bar from gradient estimates.
 
     Parameters
     ----------
     estimates : array_like, shape (R, m)
-        R independent estimates of the m gradient components (R >= 3).
+        R estimates of the m gradient components (R >= 3).
     steps : int, optional
         M, recorded in the result.
+    groups : array_like of int, shape (R,), optional
+        Group label of each estimate: the jackknife leaves out one group at a time (>= 3
+        groups). Pass it when the estimates are not independent, e.g. the replica of each batch
+        of a chain; without it every estimate is taken to be independent.
 
     Returns
     -------
@@ -110,6 +123,8 @@ def q_from_estimates(estimates, steps: int | None = None) -> QEstimate:
     if R < 3:
         raise ValueError(f"need at least 3 independent estimates for an error bar, got {R}")
     q, qn = _q_parts(g)
+    if groups is not None:
+        return _grouped(g, q, qn, steps, groups)
     # Leave-one-out means and variances in closed form (O(R m) memory), from centred estimates.
     gbar = g.mean(axis=0)
     c = g - gbar
@@ -137,6 +152,54 @@ def q_from_estimates(estimates, steps: int | None = None) -> QEstimate:
         m,
         None if steps is None else int(steps),
     )
+
+
+def _grouped(g: np.ndarray, q: float, qn: float, steps, groups) -> QEstimate:
+    """Delete-a-group jackknife (groups of any sizes, >= 2 estimates left each time)."""
+    R, m = g.shape
+    labels = np.asarray(groups)
+    if labels.shape != (R,):
+        raise ValueError(f"groups must have one label per estimate ({R}), not shape {labels.shape}")
+    names, inverse = np.unique(labels, return_inverse=True)
+    G = len(names)
+    if G < 3:
+        raise ValueError(f"need at least 3 jackknife groups for an error bar, got {G}")
+    loo = np.empty((G, 2))
+    for j in range(G):
+        rest = g[inverse != j]
+        if len(rest) < 2:
+            raise ValueError("every jackknife group must leave at least 2 estimates")
+        loo[j] = _q_parts(rest)
+    err = np.sqrt((G - 1) / G * np.sum((loo - loo.mean(axis=0)) ** 2, axis=0))
+    s2 = float(g.var(axis=0, ddof=1).sum())
+    norm2 = float((g.mean(axis=0) ** 2).sum())
+    return QEstimate(
+        float(q),
+        float(err[0]),
+        float(qn),
+        float(err[1]),
+        norm2 - s2 / R,
+        s2,
+        R,
+        m,
+        None if steps is None else int(steps),
+        G,
+    )
+
+
+def jackknife_groups(replicas: int, batches: int) -> np.ndarray:
+    """Group labels for the (replicas * batches) estimates of :func:`gradient_estimates`.
+
+    Batches of one chain are correlated (over ~ tau_int draws), so they must leave the jackknife
+    together: whole replicas when there are at least 4, else 8 blocks of consecutive batches per
+    replica (each block spans T / 8 draws; the error bar is right when that is >> tau_int).
+    With one batch per replica every estimate is its own group.
+    """
+    r = np.repeat(np.arange(replicas), batches)
+    if batches == 1 or replicas >= 4:
+        return r
+    per = min(8, batches)
+    return r * per + (np.tile(np.arange(batches), replicas) * per) // batches
 
 
 def gradient_observables(spins, pairs, fields: bool = False) -> np.ndarray:
@@ -225,8 +288,9 @@ def q_from_samples(
 ) -> QEstimate:
     """Q_hat (bias-corrected, jackknife error) from samples; see :func:`gradient_estimates`.
 
-    M (the result's ``steps``) is counted in draws; multiply by the run's ``thin`` for kernel
-    steps.
+    With ``batch``, the jackknife leaves out correlated batches together
+    (:func:`jackknife_groups`). M (the result's ``steps``) is counted in draws; for kernel steps
+    see ``docs/diagnostics.md``, "Time units".
     """
     g = gradient_estimates(
         samples,
@@ -237,7 +301,9 @@ def q_from_samples(
         couplings=couplings,
         allow_mismatch=allow_mismatch,
     )
-    return q_from_estimates(g, steps=samples.draws if batch is None else batch)
+    nb = len(g) // samples.replicas
+    groups = jackknife_groups(samples.replicas, nb) if nb > 1 else None
+    return q_from_estimates(g, steps=samples.draws if batch is None else batch, groups=groups)
 
 
 def exact_gradient(chain, data, *, pairs=None, fields: bool = False) -> np.ndarray:

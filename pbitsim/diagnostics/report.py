@@ -23,7 +23,12 @@ from pbitsim.diagnostics.observables import (
     pair_products,
 )
 from pbitsim.diagnostics.pt import PTProfile, is_pt, pt_profile
-from pbitsim.diagnostics.q import QEstimate, gradient_estimates, q_from_estimates
+from pbitsim.diagnostics.q import (
+    QEstimate,
+    gradient_estimates,
+    jackknife_groups,
+    q_from_estimates,
+)
 from pbitsim.samples import Samples, check_fingerprint
 
 __all__ = ["OBSERVABLES", "Diagnosis", "diagnose"]
@@ -77,7 +82,7 @@ class Diagnosis:
                     f"{e:.2g}",
                     f"{ess:.4g}",
                     f"{int(w)}",
-                    "yes" if ok else "NO (chain < 50 tau)",
+                    "yes" if ok else "NO (see notes)",
                 )
             )
         return out
@@ -86,7 +91,8 @@ class Diagnosis:
         lines = [self.samples_repr]
         if self.rung is not None:
             lines.append(f"autocorrelation at PT rung {self.rung} (beta = {self.beta:g})")
-        unit = "draws" + (f" (x thin {self.thin} = kernel steps)" if self.thin > 1 else "")
+        # docs/diagnostics.md "Time units": a draw is `thin` sampler steps
+        unit = "draws" + (f" (x thin {self.thin} = sampler steps)" if self.thin > 1 else "")
         lines.append(
             f"{'observable':<34} {'tau_int':>9} {'+-':>8} {'ESS':>10} {'window':>7}"
             f"  trusted     [tau in {unit}]"
@@ -167,8 +173,9 @@ def _tau(series, name, notes, c, tol) -> IntegratedTime:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", AutocorrWarning)
         it = estimate_tau(series, c=c, tol=tol, quiet=True)
-    if caught:
-        notes.append(f"{name}: chain shorter than {tol:g} tau_int; do not trust its tau")
+    if caught or not np.all(it.converged):
+        why = "; ".join(it.reasons) or f"chain shorter than {tol:g} tau_int"
+        notes.append(f"{name}: do not trust its tau ({why})")
     return it
 
 
@@ -202,7 +209,8 @@ def diagnose(
         PT runs: the temperature slot to analyse (default: the model's beta if given, else the
         largest beta).
     c, tol : float
-        Sokal window factor and minimum chain length in tau (see :func:`estimate_tau`).
+        Sokal's window factor (used only by ``method="sokal"``) and the minimum chain length in
+        tau (see :func:`estimate_tau`).
     """
     unknown = set(observables) - set(OBSERVABLES)
     if unknown:
@@ -282,7 +290,12 @@ def _diagnose(samples, couplings, observables, data, batch, rung, c, tol) -> Dia
             target = data if data is not None else np.zeros(len(pairs))
             g = gradient_estimates(view, target, pairs=pairs, batch=batch)
             if data is not None:
-                diag.q = q_from_estimates(g, steps=view.draws if batch is None else batch)
+                per = view.draws // (view.draws if batch is None else batch)
+                # batches of one chain are correlated: the jackknife leaves them out together
+                groups = jackknife_groups(view.replicas, per) if per > 1 else None
+                diag.q = q_from_estimates(
+                    g, steps=view.draws if batch is None else batch, groups=groups
+                )
             else:
                 diag.noise = float(g.var(axis=0, ddof=1).sum())
                 diag.noise_steps = view.draws if batch is None else batch
