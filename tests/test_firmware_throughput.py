@@ -4,14 +4,10 @@ quotes them ("Link throughput per board")."""
 from pathlib import Path
 
 import pytest
+from pbitsim.firmware.synth import test_graph as synthesis_graph
 from pbitsim.firmware.throughput import link_rates, wire_bytes
 
 from pbitsim.board import protocol as P
-
-try:  # the synthesis tools move from hdl/ to firmware/ (issue 10, item 4)
-    from pbitsim.firmware.synth import test_graph as synthesis_graph
-except ImportError:
-    from pbitsim.hdl.synth import test_graph as synthesis_graph
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "protocol.md"
 
