@@ -91,17 +91,19 @@ def hardware(c, sweeps, *, seeds=(0,), designs=("default", "published"), **kw):
     return bad
 
 
-def cycles(c, n_cycles, design, seeds=(0,), initial=None):
-    """simulate_cycles_gpu against simulate_cycles: every spin after every cycle."""
+def cycles(c, n_cycles, design, seeds=(0,), initial=None, **values):
+    """simulate_cycles_gpu against simulate_cycles: every spin after every cycle (``values``:
+    the schedule's run-time values, p, period, phase, enable_seeds)."""
     from pbitsim.sim.gpu import simulate_cycles_gpu
     from pbitsim.sim.hardware import simulate_cycles
 
     bad = []
     for seed in seeds:
-        x = simulate_cycles_gpu(c, design, seed, n_cycles, initial=initial)
-        y = simulate_cycles(c, design, seed, n_cycles, initial=initial)
+        x = simulate_cycles_gpu(c, design, seed, n_cycles, initial=initial, **values)
+        y = simulate_cycles(c, design, seed, n_cycles, initial=initial, **values)
         if not np.array_equal(x, y):
-            bad.append(f"seed {seed}: {int(np.sum(x != y))} of {x.size} spins differ")
+            name = seed if np.ndim(seed) == 0 else "explicit seeds"
+            bad.append(f"seed {name}: {int(np.sum(x != y))} of {x.size} spins differ")
     return bad
 
 
@@ -180,18 +182,23 @@ def _options():
     with open_runner(c, "gpu-chromatic", replicas=2) as r:
         if r.kernel not in ("fused", "colour") or r.properties["method"] != "gpu-chromatic":
             bad.append(f"kernel {r.kernel!r}, method {r.properties['method']!r}")
-    from pbitsim.sim.hardware import SCHEDULES, HardwareDesign
+    from types import SimpleNamespace
 
-    for schedule in SCHEDULES:  # the GPU cycle model refuses the schedules it lacks, by name
-        if schedule == "chromatic":
-            continue
-        design = dataclasses.replace(HardwareDesign.default(), schedule=schedule)
-        try:
-            open_runner(c, "gpu-hardware", design=design).close()
-            bad.append(f"gpu-hardware accepted schedule {schedule!r}")
-        except NotImplementedError as e:
-            if schedule not in str(e):
-                bad.append(f"the refusal does not name {schedule!r}: {e}")
+    from pbitsim.sim.gpu import GPU_SCHEDULES, _check_schedule
+    from pbitsim.sim.hardware import SCHEDULES
+
+    if set(GPU_SCHEDULES) != set(SCHEDULES):
+        bad.append(f"the GPU runs {GPU_SCHEDULES}, the CPU model has {SCHEDULES}")
+    for schedule in SCHEDULES:  # every schedule of the CPU model opens, with its options
+        with open_runner(c, "gpu-hardware", schedule=schedule) as r:
+            if r.design.schedule != schedule or r.properties["method"] != "gpu-hardware":
+                bad.append(f"schedule {schedule!r}: ran {r.design.schedule!r}")
+    try:  # a schedule the GPU lacks (none today) is refused by name
+        _check_schedule(SimpleNamespace(schedule="async-jitter"))
+        bad.append("an unknown schedule was accepted")
+    except NotImplementedError as e:
+        if "async-jitter" not in str(e):
+            bad.append(f"the refusal does not name the schedule: {e}")
     return bad
 
 
@@ -200,6 +207,128 @@ def _control_chromatic():
     a = pbitsim.sample(c, 6, method="gpu-chromatic", seed=0, replicas=2, threads=THREADS)
     b = pbitsim.sample(c, 6, method="chromatic", seed=1, replicas=2)
     return [] if differences(a, b) else ["seeds 0 and 1 gave the same samples"]
+
+
+def _uncoloured(name: str, schedule: str, latency: int):
+    from pbitsim.sim.hardware import HardwareDesign
+
+    d = HardwareDesign.from_name(name)
+    return dataclasses.replace(d, schedule=schedule, read_latency=latency)
+
+
+def _async_cycles(name: str, schedule: str, latency: int):
+    """Every spin after every cycle of an un-coloured schedule: a glass with fields (derived
+    enable seeds / phases) and a ring with explicit run-time values (enable seeds, or periods and
+    phases per p-bit, a phase beyond its period included)."""
+    d = _uncoloured(name, schedule, latency)
+    glass, ring = _glass(0.5, p=0.4), models.ring(8, h=0.3, beta=0.9)
+    if schedule == "async-random":
+        bad = cycles(glass, 30, d, seeds=(0, 1), p=0.3)
+        from pbitsim.rng import derive_enable_seeds, derive_seeds
+
+        dec = derive_seeds(11, ring.n, d.rng)
+        bad += cycles(
+            ring, 30, d, seeds=(dec,), p=0.6, enable_seeds=derive_enable_seeds(5, dec, d.rng)
+        )
+    else:
+        bad = cycles(glass, 30, d, seeds=(0, 1), period=3)
+        period = [1, 2, 3, 4, 5, 3, 2, 7]
+        phase = [0, 1, 2, 3, 4, 9, 0, 6]
+        bad += cycles(ring, 30, d, seeds=(2,), period=period, phase=phase)
+    return bad
+
+
+def _enable_ties():
+    """ENABLE equal to every p-bit's first enable number (E == P: no p-bit acts at edge 1): the
+    strict < of the enable decision, where random seeds would meet a tie once in 2**16 draws.
+    Explicit enable seeds share their top 16 bits."""
+    from pbitsim.rng import derive_seeds
+
+    c = _glass(0.5, p=0.4)
+    d = _uncoloured("default", "async-random", 0)
+    rng = np.random.default_rng(3)
+    top = np.uint64(0xB3A1)
+    low = rng.choice(1 << 40, c.n, replace=False).astype(np.uint64)
+    ens = (top << np.uint64(48)) | low
+    dec = derive_seeds(7, c.n, d.rng)
+    return cycles(c, 12, d, seeds=(dec,), p=int(top) / 2**16, enable_seeds=ens)
+
+
+def _async_runner(schedule: str, **values):
+    """gpu-hardware against hardware through sample(): replicas with their own seeds, enable
+    seeds and phases, both presets, burn-in and thinning in steps of round(1/p) or mean(T)
+    cycles."""
+    c = models.lattice_2d(3, h=0.2, beta=0.5)
+    return hardware(c, 4, burn_in=1, thin=2, replicas=3, seeds=(4,), schedule=schedule, **values)
+
+
+def _async_machine(schedule: str):
+    """The machine's life cycle on an un-coloured schedule, GPU against CPU: runs of a few cycles
+    with ENABLE or PERIOD rewritten, a spin written, new codes and a restart between them (the
+    enable generators and counters must come back from the GPU), on 49 p-bits with 32 threads
+    per block (a thread owns two p-bits)."""
+    from pbitsim.sim.gpu import GpuHardwareMachine
+    from pbitsim.sim.hardware import HardwareMachine, _schedule_inputs
+
+    c = models.lattice_2d(7, h=0.1, beta=0.7)
+    c2 = _rescaled(c, 0.6, 0.3)
+    d = _uncoloured("default", schedule, 1)
+    values = {"p": 0.4} if schedule == "async-random" else {"period": 4}
+    seeds, kw = _schedule_inputs(d, c.n, 9, 2, **values)
+    cpu = HardwareMachine(c, d, seeds, **kw)
+    gpu = GpuHardwareMachine(c, d, seeds, **kw)
+    gpu.threads = 32
+    bad = []
+
+    def compare(what, a, b):
+        if not np.array_equal(a, b):
+            bad.append(f"{what}: differ")
+
+    for m in (cpu, gpu):
+        m.outputs = [m.run(7), m.run(6, record_every=2)]
+        if schedule == "async-random":
+            m.set_enable(1 << 16)  # every p-bit every cycle
+        else:
+            m.set_periods(np.arange(c.n) % 5 + 1)
+            m.set_phases(np.arange(c.n) % 3)
+        m.set_spin(3, 1)
+        m.outputs.append(m.run(5))
+        m.set_quantized(c2.quantized(d.fixed_point))
+        m.restart()
+        m.outputs += [m.run(8, record_every=4), m.run(3, record_every=0)]
+    for k, (a, b) in enumerate(zip(gpu.outputs, cpu.outputs)):
+        compare(f"run {k}", a, b)
+    compare("spins", gpu.spins, cpu.spins)
+    compare("generators", gpu.generator_states, cpu.generator_states)
+    if schedule == "async-random":
+        compare("enable generators", gpu.enable_generator_states, cpu.enable_generator_states)
+    else:
+        compare("counters", gpu.counters, cpu.counters)
+    if gpu.cycle != cpu.cycle:
+        bad.append(f"cycle {gpu.cycle} against {cpu.cycle}")
+    return bad
+
+
+def _control_async():
+    """The async comparisons can fail: another ENABLE, or one phase changed, differ."""
+    from pbitsim.sim.gpu import simulate_cycles_gpu
+    from pbitsim.sim.hardware import simulate_cycles
+
+    c = _glass(0.5, p=0.4)
+    bad = []
+    d = _uncoloured("default", "async-random", 0)
+    x = simulate_cycles_gpu(c, d, 1, 40, p=0.5)
+    y = simulate_cycles(c, d, 1, 40, p=0.55)
+    if np.array_equal(x, y):
+        bad.append("p = 0.5 and 0.55 gave the same cycles")
+    d = _uncoloured("default", "async-periodic", 0)
+    phase = np.arange(c.n) % 3
+    x = simulate_cycles_gpu(c, d, 1, 40, period=3, phase=phase)
+    phase[4] = (phase[4] + 1) % 3
+    y = simulate_cycles(c, d, 1, 40, period=3, phase=phase)
+    if np.array_equal(x, y):
+        bad.append("phases one apart gave the same cycles")
+    return bad
 
 
 def _control_hardware():
@@ -310,10 +439,29 @@ CASES = {
         replicas=2,
         seed=3,
     ),
+    # the un-coloured schedules: both x read latency 0 and 2 x both presets, every cycle
+    **{
+        f"cycles-{schedule}-{name}-L{latency}": (
+            lambda name=name, schedule=schedule, latency=latency: _async_cycles(
+                name, schedule, latency
+            )
+        )
+        for schedule in ("async-random", "async-periodic")
+        for name in ("default", "published")
+        for latency in (0, 2)
+    },
+    "cycles-async-random-ties": _enable_ties,
+    "hardware-runner-async-random": lambda: _async_runner("async-random", p=0.5, read_latency=1),
+    "hardware-runner-async-periodic": lambda: _async_runner(
+        "async-periodic", period=[2, 3, 4, 3, 2, 3, 4, 3, 2]
+    ),
+    "hardware-machine-async-random": lambda: _async_machine("async-random"),
+    "hardware-machine-async-periodic": lambda: _async_machine("async-periodic"),
     "options": _options,
     # the comparisons above can fail
     "control-chromatic": _control_chromatic,
     "control-hardware": _control_hardware,
+    "control-async": _control_async,
 }
 
 

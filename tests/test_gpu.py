@@ -18,8 +18,8 @@ import pytest
 
 import pbitsim
 from pbitsim import models
+from pbitsim.sim import async_rules, gpu
 from pbitsim.sim import gibbs_kernels as gk
-from pbitsim.sim import gpu
 from pbitsim.sim.gibbs import ChromaticRunner
 
 
@@ -123,6 +123,43 @@ def test_plain_rules_run_as_python_like_compiled():
         compiled = gk._xoshiro(*state)
         assert [int(x) for x in as_python] == [int(x) for x in compiled]
         state = as_python[1:]
+
+
+def test_async_rules_follow_the_timing_table():
+    """counter_tick gives the acting cycles of docs/hardware-model.md 5.2 (T = (3, 2, 4),
+    phi = (0, 1, 3)): p-bit i acts at cycles phi_i + 1 + m T_i."""
+    period, phase = (3, 2, 4), (0, 1, 3)
+    k = list(phase)
+    acted = [[] for _ in period]
+    for t in range(1, 11):
+        for i, T in enumerate(period):
+            act, k[i] = async_rules.counter_tick(k[i], (T - 1) & 0xFFFF)
+            if act:
+                acted[i].append(t)
+    assert acted == [[1, 4, 7, 10], [2, 4, 6, 8, 10], [4, 8]]
+    # PERIOD 0 counts as 2**16: the counter reloads 65535
+    assert async_rules.counter_tick(0, (0 - 1) & 0xFFFF) == (True, 65535)
+
+
+def test_async_rules_run_as_python_like_compiled():
+    """The un-coloured schedules' rules as Python (what the CUDA simulator runs) and compiled
+    with numba.njit (as the CPU model compiles them) agree, at the edges of their ranges too."""
+    acts = numba.njit(async_rules.enable_acts)
+    tick = numba.njit(async_rules.counter_tick)
+    steps = numba.njit(async_rules.decision_generator_steps)
+    rng = np.random.default_rng(4)
+    es = np.r_[rng.integers(0, 1 << 16, 300), 0, 0xFFFF].astype(np.uint64)
+    ps = np.r_[rng.integers(0, (1 << 16) + 2, 300), 0, 1 << 16].astype(np.uint64)
+    for e, p in zip(es, ps):
+        assert acts(e, p) == async_rules.enable_acts(e, p) == (int(e) < int(p))
+    for k, reload in zip(rng.integers(0, 3, 200), rng.integers(0, 1 << 16, 200)):
+        assert tick(np.int64(k), np.int64(reload)) == async_rules.counter_tick(k, reload)
+    for mode in (async_rules.RANDOM, async_rules.PERIODIC):
+        for act in (False, True):
+            assert steps(mode, act) == async_rules.decision_generator_steps(mode, act)
+    # free-running in async-random, with the p-bit's own clock in async-periodic
+    assert async_rules.decision_generator_steps(async_rules.RANDOM, False)
+    assert not async_rules.decision_generator_steps(async_rules.PERIODIC, False)
 
 
 def test_stream_tables_cover_every_position_once():

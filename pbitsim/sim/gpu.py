@@ -23,13 +23,14 @@ missing.
     or ``"auto"``; ``threads`` = threads per block.
 ``gpu-hardware`` (:class:`GpuHardwareRunner`, :func:`simulate_cycles_gpu`)
     The hardware-faithful cycle model of :mod:`pbitsim.sim.hardware` (integer arithmetic,
-    per-p-bit generators, both design presets, warm-up, every read latency), one thread block per
-    replica: bit-identical to :func:`~pbitsim.sim.hardware.simulate_cycles` and
-    ``method="hardware"``. The machine's state crosses to the GPU and back on every
-    :meth:`~GpuHardwareMachine.run` call, so everything else of
-    :class:`~pbitsim.sim.hardware.HardwareMachine` (seeds, ``set_codes``, ``restart``) is
-    unchanged. Only the chromatic schedule exists for it so far; a design with another schedule is
-    refused by name.
+    per-p-bit generators, both design presets, warm-up, every read latency, every schedule:
+    "chromatic", "async-random" with its enable generators and ENABLE threshold,
+    "async-periodic" with its PERIOD/PHASE counters), one thread block per replica:
+    bit-identical to :func:`~pbitsim.sim.hardware.simulate_cycles` and ``method="hardware"``,
+    with the same options. The machine's state (spins, generators, enable generators, counters)
+    crosses to the GPU and back on every :meth:`~GpuHardwareMachine.run` call, so everything else
+    of :class:`~pbitsim.sim.hardware.HardwareMachine` (seeds, ``set_codes``, ``set_enable``,
+    ``set_periods``, ``restart``) is unchanged.
 """
 
 from __future__ import annotations
@@ -40,9 +41,9 @@ import numba as nb
 import numpy as np
 
 from pbitsim.couplings import Couplings
-from pbitsim.rng import resolve_seeds
 from pbitsim.sim import gibbs_kernels as gk
 from pbitsim.sim import hardware as hw
+from pbitsim.sim.async_rules import PERIODIC, RANDOM
 from pbitsim.sim.gibbs import ChromaticRunner
 from pbitsim.sim.gibbs_kernels import LANES
 
@@ -55,6 +56,7 @@ __all__ = [
     "GpuHardwareRunner",
     "simulate_cycles_gpu",
     "KERNELS",
+    "GPU_SCHEDULES",
 ]
 
 #: kernels of gpu-chromatic (a speed choice: every kernel computes the same bits)
@@ -387,9 +389,10 @@ class GpuChromaticRunner(ChromaticRunner):
 class GpuHardwareMachine(hw.HardwareMachine):
     """:class:`~pbitsim.sim.hardware.HardwareMachine` whose :meth:`run` runs on the GPU.
 
-    Same constructor and methods; the state is held on the host between calls (a call uploads
-    spins, generators and codes, runs, and brings them back), so every other method is the CPU
-    machine's own. ``threads`` (attribute, default 256) caps the threads per block.
+    Same constructor and methods, every schedule; the state is held on the host between calls (a
+    call uploads spins, generators, enable generators or counters and codes, runs, and brings the
+    state back), so every other method is the CPU machine's own. ``threads`` (attribute, default
+    256) caps the threads per block (never changes a result).
     """
 
     threads = 256
@@ -403,7 +406,6 @@ class GpuHardwareMachine(hw.HardwareMachine):
 
     def run(self, cycles: int, record_every: int = 1) -> np.ndarray:
         """As :meth:`HardwareMachine.run <pbitsim.sim.hardware.HardwareMachine.run>`, on the GPU."""
-        _chromatic_only(self.design)
         cycles = int(cycles)
         if cycles < 0:
             raise ValueError(f"cycles must be >= 0, not {cycles}")
@@ -412,41 +414,95 @@ class GpuHardwareMachine(hw.HardwareMachine):
         out = np.empty((self.replicas, k, n), dtype=np.int8)
         if cycles and n:
             cuda = _cuda()
-            spec = self.design.fixed_point
-            width = int(np.diff(self._cstart).max())
-            threads = int(min(self.threads, 1024, max(32, -(-width // 32) * 32)))
-            d_hist = cuda.to_device(self._hist)
-            d_gen = cuda.to_device(self._gen)
             d_out = cuda.device_array((self.replicas, max(k, 1), n), np.int8)
-            d_tmp = cuda.device_array((self.replicas, max(width, 1)), np.int8)
-            _kernels().cycles[self.replicas, threads](
-                cuda.to_device(self._indptr),
-                cuda.to_device(self._indices),
-                cuda.to_device(self._j),
-                cuda.to_device(self._h),
-                cuda.to_device(self._table),
-                cuda.to_device(self._order),
-                cuda.to_device(self._cstart),
-                self.n_colors,
-                self._kind,
-                spec.rng_bits,
-                spec.input_max,
-                self.design.warmup_edges,
-                self.design.read_latency,
-                d_hist,
-                d_gen,
-                d_tmp,
-                self.cycle,
-                cycles,
-                int(record_every),
-                d_out,
-            )
-            d_hist.copy_to_host(self._hist)
-            d_gen.copy_to_host(self._gen)
+            if self.design.coloured:
+                self._run_chromatic_gpu(cycles, int(record_every), d_out)
+            else:
+                self._run_uncoloured_gpu(cycles, int(record_every), d_out)
             if k:
                 out = d_out.copy_to_host()
         self.cycle += cycles
         return out
+
+    def _block(self, width: int) -> int:
+        """Threads per block for ``width`` p-bits decided per cycle: whole warps, at most
+        :attr:`threads`."""
+        return int(min(self.threads, 1024, max(32, -(-width // 32) * 32)))
+
+    def _codes(self) -> tuple:
+        cuda = _cuda()
+        return tuple(cuda.to_device(a) for a in (self._indptr, self._indices, self._j, self._h))
+
+    def _run_chromatic_gpu(self, cycles: int, record_every: int, d_out) -> None:
+        cuda = _cuda()
+        spec = self.design.fixed_point
+        width = int(np.diff(self._cstart).max())
+        d_hist = cuda.to_device(self._hist)
+        d_gen = cuda.to_device(self._gen)
+        d_tmp = cuda.device_array((self.replicas, max(width, 1)), np.int8)
+        _kernels().cycles[self.replicas, self._block(width)](
+            *self._codes(),
+            cuda.to_device(self._table),
+            cuda.to_device(self._order),
+            cuda.to_device(self._cstart),
+            self.n_colors,
+            self._kind,
+            spec.rng_bits,
+            spec.input_max,
+            self.design.warmup_edges,
+            self.design.read_latency,
+            d_hist,
+            d_gen,
+            d_tmp,
+            self.cycle,
+            cycles,
+            record_every,
+            d_out,
+        )
+        d_hist.copy_to_host(self._hist)
+        d_gen.copy_to_host(self._gen)
+
+    def _run_uncoloured_gpu(self, cycles: int, record_every: int, d_out) -> None:
+        cuda = _cuda()
+        spec = self.design.fixed_point
+        R, n = self._gen.shape
+        random = self.design.schedule == "async-random"
+        # The state of the schedule that runs goes up and comes back; the other schedule's
+        # arrays are empty on the host and stand in as one-element dummies (no zero-size
+        # device allocations).
+        d_hist = cuda.to_device(self._hist)
+        d_gen = cuda.to_device(self._gen)
+        d_egen = cuda.to_device(self._egen if random else np.zeros((R, 1), np.uint64))
+        d_counter = cuda.to_device(np.zeros((R, 1), np.int64) if random else self._counter)
+        d_reload = cuda.to_device(np.zeros(1, np.int64) if random else self._reload)
+        d_tmp = cuda.device_array((R, n), np.int8)
+        _kernels().async_cycles[R, self._block(n)](
+            *self._codes(),
+            cuda.to_device(self._table),
+            RANDOM if random else PERIODIC,
+            self._kind,
+            spec.rng_bits,
+            spec.input_max,
+            self.warmup_cycles,
+            self.design.read_latency,
+            np.uint64(self._threshold),
+            d_reload,
+            d_hist,
+            d_gen,
+            d_egen,
+            d_counter,
+            d_tmp,
+            self.cycle,
+            cycles,
+            record_every,
+            d_out,
+        )
+        d_hist.copy_to_host(self._hist)
+        d_gen.copy_to_host(self._gen)
+        if random:
+            d_egen.copy_to_host(self._egen)
+        else:
+            d_counter.copy_to_host(self._counter)
 
 
 def simulate_cycles_gpu(
@@ -456,33 +512,43 @@ def simulate_cycles_gpu(
     cycles: int,
     initial=None,
     coloring=None,
+    *,
+    p: float | None = None,
+    period=None,
+    phase=None,
+    enable_seeds=None,
 ) -> np.ndarray:
-    """:func:`pbitsim.sim.hardware.simulate_cycles` on the GPU (same arguments, same bits).
-
-    Raises
-    ------
-    GpuUnavailableError
-        No CUDA GPU and no simulator, or numba-cuda missing.
-    """
-    require_gpu("gpu-hardware")
-    _chromatic_only(design)
-    q, col, _ = hw._prepare(couplings_or_quantized, design, coloring)
-    seeds = resolve_seeds(seed_or_seeds, q.n, design.rng)[None, :]
-    m = GpuHardwareMachine(q, design, seeds, initial=initial, coloring=col)
-    return m.run(cycles)[0]
-
-
-class GpuHardwareRunner(hw.HardwareRunner):
-    """``method="gpu-hardware"``: :class:`~pbitsim.sim.hardware.HardwareRunner` with its machine
-    on the GPU: the same options (those of ``method="hardware"``, e.g. ``design``, ``seeds``,
-    ``initial``) and the same samples, for designs of the chromatic schedule.
+    """:func:`pbitsim.sim.hardware.simulate_cycles` on the GPU (same arguments, same bits),
+    every schedule: ``p`` and ``enable_seeds`` for "async-random", ``period`` and ``phase`` for
+    "async-periodic", as there.
 
     Raises
     ------
     GpuUnavailableError
         No CUDA GPU and no simulator, or numba-cuda missing.
     NotImplementedError
-        A design of another schedule (named in the message).
+        A schedule the GPU cycle model does not have (named in the message).
+    """
+    require_gpu("gpu-hardware")
+    _check_schedule(design)
+    q, col, _ = hw._prepare(couplings_or_quantized, design, coloring)
+    seeds, kw = hw._schedule_inputs(design, q.n, seed_or_seeds, 1, p, period, phase, enable_seeds)
+    m = GpuHardwareMachine(q, design, seeds, initial=initial, coloring=col, **kw)
+    return m.run(cycles)[0]
+
+
+class GpuHardwareRunner(hw.HardwareRunner):
+    """``method="gpu-hardware"``: :class:`~pbitsim.sim.hardware.HardwareRunner` with its machine
+    on the GPU: the same options (those of ``method="hardware"``: ``design``, ``schedule``,
+    ``read_latency``, ``fixed_point``, ``p``, ``period``, ``phase``, ``enable_seeds``, ``seeds``,
+    ``initial``) and the same samples, for every schedule.
+
+    Raises
+    ------
+    GpuUnavailableError
+        No CUDA GPU and no simulator, or numba-cuda missing.
+    NotImplementedError
+        A schedule the GPU cycle model does not have (named in the message).
     """
 
     method_name = "gpu-hardware"
@@ -490,17 +556,22 @@ class GpuHardwareRunner(hw.HardwareRunner):
     def __init__(self, couplings: Couplings, replicas: int = 1, seed: int | None = None, **options):
         require_gpu(self.method_name)
         super().__init__(couplings, replicas, seed, **options)
-        _chromatic_only(self.design)
+        _check_schedule(self.design)
         self.machine = GpuHardwareMachine.from_machine(self.machine)
 
     # the options are the CPU runner's: sample() checks names against this signature
     __init__.__signature__ = inspect.signature(hw.HardwareRunner.__init__)
 
 
-def _chromatic_only(design) -> None:
+#: the schedules of the cycle model that the GPU runs (a schedule added to the CPU model later
+#: is refused by name until its kernel exists)
+GPU_SCHEDULES = ("chromatic", "async-random", "async-periodic")
+
+
+def _check_schedule(design) -> None:
     schedule = getattr(design, "schedule", "chromatic")
-    if schedule != "chromatic":
+    if schedule not in GPU_SCHEDULES:
         raise NotImplementedError(
-            f"the GPU cycle model has the chromatic schedule only, not {schedule!r}; "
+            f"the GPU cycle model has the schedules {GPU_SCHEDULES}, not {schedule!r}; "
             f"use method='hardware' for it"
         )

@@ -12,8 +12,9 @@ No rule is written here a second time. The scalar rules are plain Python functio
   :func:`~pbitsim.sim.gibbs_kernels.tanh_accept` (the rational tanh and the decision, whose
   multiply-adds call :func:`~pbitsim.sim.gibbs_kernels.fma32`: ``fma.rn.f32`` when compiled, a
   correctly rounded float32 FMA as Python);
-* the cycle model: the generator steps of :mod:`pbitsim.rng` and the saturation and decision of
-  :mod:`pbitsim.fixedpoint`.
+* the cycle model: the generator steps of :mod:`pbitsim.rng`, the saturation and decision of
+  :mod:`pbitsim.fixedpoint` and, for the un-coloured schedules, the enable decision, the
+  PERIOD/PHASE counter and the free-running rule of :mod:`pbitsim.sim.async_rules`.
 
 Chromatic layout (that of :mod:`pbitsim.sim.gibbs_kernels`): spins int8 ``S[n + 1, R]`` (row n is
 zero, replicas contiguous) and xoshiro128+ states uint32 ``st[4 * streams, R]``. Stream s serves
@@ -32,6 +33,8 @@ from numba import cuda
 
 from pbitsim import fixedpoint as _fp
 from pbitsim import rng as _rng
+from pbitsim.board.design import ENABLE_BITS
+from pbitsim.sim import async_rules as _ar
 from pbitsim.sim import gibbs_kernels as gk
 from pbitsim.sim.gibbs_kernels import LANES
 
@@ -40,6 +43,7 @@ __all__ = [
     "chromatic_fused",
     "energies",
     "cycles",
+    "async_cycles",
     "simulating",
 ]
 
@@ -65,6 +69,10 @@ _lfsr32_next = _device(_rng.lfsr32_xnor_next)
 _lfsr32_output = _device(_rng.lfsr32_xnor_output)
 _saturate = _device(_fp.saturate)
 _decide_spin = _device(_fp.decide_spin)
+_enable_acts = _device(_ar.enable_acts)
+_counter_tick = _device(_ar.counter_tick)
+_decision_steps = _device(_ar.decision_generator_steps)
+_RANDOM = _ar.RANDOM
 
 
 @_device
@@ -255,4 +263,78 @@ def cycles(
             cuda.syncthreads()
             for i in range(tid, n, nt):
                 out[rep, done // stride - 1, i] = hist[rep, cur, i]
+        cuda.syncthreads()
+
+
+@cuda.jit(cache=True)
+def async_cycles(
+    indptr,
+    indices,
+    j_codes,
+    h_codes,
+    table,
+    mode,
+    kind,
+    rng_bits,
+    input_max,
+    warmup,
+    latency,
+    threshold,
+    reload,
+    hist,
+    gen,
+    egen,
+    counter,
+    tmp,
+    cycle0,
+    ncycles,
+    stride,
+    out,
+):
+    """Cycles cycle0+1 .. cycle0+ncycles of replica blockIdx.x of an un-coloured schedule, as
+    :func:`pbitsim.sim.hardware._run_async_replica` runs them: ``mode`` 0 = async-random
+    (``egen`` the enable generators, ``threshold`` the ENABLE register as uint64), 1 =
+    async-periodic (``counter`` the counters, ``reload`` the values T_i - 1 they reload).
+
+    The block's threads share out the p-bits; each decides its p-bits' S_t into ``tmp[replica]``
+    from S_{t-1-L}, the block meets at a barrier, and each thread writes its own p-bits' S_t (a
+    p-bit's enable generator, counter and decision generator belong to one thread, so they need
+    no barrier). ``hist``, ``out``, ``stride`` as in :func:`cycles`.
+    """
+    rep = cuda.blockIdx.x
+    tid = cuda.threadIdx.x
+    nt = cuda.blockDim.x
+    n = hist.shape[2]
+    slots = latency + 1
+    for t in range(cycle0 + 1, cycle0 + ncycles + 1):
+        prev = (t - 1) % slots
+        cur = t % slots  # holds S_{t-1-L} now (or S_0 early on); receives S_t
+        warm = t > warmup
+        for i in range(tid, n, nt):
+            if mode == _RANDOM:
+                e = egen[rep, i]
+                act = _enable_acts(_rng_output(kind, e, ENABLE_BITS), threshold)
+                egen[rep, i] = _rng_next(kind, e)
+            else:
+                act, k = _counter_tick(counter[rep, i], reload[i])
+                counter[rep, i] = k
+            g = gen[rep, i]
+            s = hist[rep, prev, i]
+            if act and warm:
+                r = _rng_output(kind, g, rng_bits)
+                acc = h_codes[i]
+                for p in range(indptr[i], indptr[i + 1]):
+                    acc += j_codes[p] * hist[rep, cur, indices[p]]
+                acc = _saturate(acc, input_max)
+                s = _decide_spin(acc, table[abs(acc)], r)
+            if _decision_steps(mode, act):
+                gen[rep, i] = _rng_next(kind, g)
+            tmp[rep, i] = s
+        cuda.syncthreads()
+        done = t - cycle0
+        record = stride > 0 and done % stride == 0
+        for i in range(tid, n, nt):
+            hist[rep, cur, i] = tmp[rep, i]
+            if record:
+                out[rep, done // stride - 1, i] = tmp[rep, i]
         cuda.syncthreads()
