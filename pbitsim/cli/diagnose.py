@@ -20,6 +20,25 @@ def _observables(ctx, param, value: str) -> tuple[str, ...]:
     return names
 
 
+_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def _size(ctx, param, value: str) -> int:
+    """A byte count: a number with an optional K, M, G or T suffix (binary; "B"/"iB" allowed)."""
+    text = str(value).strip().upper().removesuffix("B").removesuffix("I")
+    unit = text[-1] if text and text[-1] in "KMGT" else ""
+    try:
+        number = float(text[: len(text) - len(unit)])
+    except ValueError:
+        number = -1.0
+    size = int(number * _UNITS[unit])
+    if number <= 0 or size < 1 << 20:
+        raise click.BadParameter(
+            f"{value!r}: give a size of at least 1M, e.g. 256M or 2G", param_hint="--memory"
+        )
+    return size
+
+
 @click.command()
 @click.argument("samples", type=click.Path(exists=False))
 @click.option(
@@ -64,10 +83,31 @@ def _observables(ctx, param, value: str) -> tuple[str, ...]:
     is_flag=True,
     help="Accept samples whose couplings fingerprint differs from the model's.",
 )
-def diagnose(samples, model, observables, data, batch, rung, out, allow_mismatch) -> None:
+@click.option(
+    "--memory",
+    default="512M",
+    show_default=True,
+    callback=_size,
+    help="Memory budget for the diagnostics' working arrays (e.g. 256M, 2G; the process adds "
+    "~150M of its own). Samples whose analysis in memory would need more are streamed: read in "
+    "chunks from the memory-mapped .npy in two passes, with the same estimates (the "
+    "autocovariance up to --max-lag).",
+)
+@click.option(
+    "--max-lag",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Stream the samples (whatever --memory) with this last lag of the autocovariance "
+    "(streaming's default: min(draws - 1, 65536), lowered to fit --memory). A window that needs "
+    "more lags is reported untrusted, with the reason, never cut.",
+)
+def diagnose(
+    samples, model, observables, data, batch, rung, out, allow_mismatch, memory, max_lag
+) -> None:
     """Diagnose SAMPLES (PATH.npy + PATH.json from pbitsim.sample or a board): tau_int and ESS
     of energy, magnetisation and edge correlations, Q (with --data), and for parallel tempering
-    the acceptance / specific-heat profile, round trips and starving rungs."""
+    the acceptance / specific-heat profile, round trips and starving rungs. Draws that do not
+    fit the --memory budget are streamed from disk in bounded memory."""
     import warnings
 
     import pbitsim
@@ -79,9 +119,16 @@ def diagnose(samples, model, observables, data, batch, rung, out, allow_mismatch
         out_file(out, "--out", image=True)
     c = resolve_model(model, "--model") if model else None
     try:
-        s = pbitsim.load_samples(samples)
+        # values are checked while streaming, or here when the samples are read in memory
+        s = pbitsim.load_samples(samples, check=False)
     except (OSError, ValueError) as e:  # SamplesFileError names the file and the problem
         raise click.ClickException(str(e)) from None
+    stream = max_lag is not None or _needs_streaming(s, c, observables, memory)
+    if not stream:  # read in memory: check every spin first (streaming checks them as it reads)
+        try:
+            s = pbitsim.load_samples(samples)
+        except (OSError, ValueError) as e:
+            raise click.ClickException(str(e)) from None
     if s.replicas * s.draws < 2:
         raise click.ClickException(
             f"{samples}: {s.replicas} rows x {s.draws} draws: too few draws to diagnose"
@@ -115,18 +162,24 @@ def diagnose(samples, model, observables, data, batch, rung, out, allow_mismatch
         raise click.BadParameter(
             f"{batch} is more than the {s.draws} draws per row", param_hint="--batch"
         )
+    kw = dict(observables=observables, data=d, batch=batch, rung=rung)
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            res = run(
-                s,
-                c,
-                observables=observables,
-                data=d,
-                batch=batch,
-                rung=rung,
-                allow_mismatch=allow_mismatch,
-            )
+            if stream:
+                from pbitsim.diagnostics.streaming import diagnose_streaming
+
+                res = diagnose_streaming(
+                    s,
+                    c,
+                    allow_mismatch=allow_mismatch,
+                    memory=memory,
+                    max_lag=max_lag,
+                    check=True,
+                    **kw,
+                )
+            else:
+                res = run(s, c, allow_mismatch=allow_mismatch, **kw)
     except FingerprintMismatchError as e:
         raise click.ClickException(e.message("--allow-mismatch")) from None
     except ValueError as e:
@@ -137,6 +190,17 @@ def diagnose(samples, model, observables, data, batch, rung, out, allow_mismatch
     if out:
         path = res.plot(out)
         click.echo(f"report written to {path}")
+
+
+def _needs_streaming(s, couplings, observables, memory: int) -> bool:
+    """Whether the in-memory analysis of ``s`` would exceed the budget."""
+    from pbitsim.diagnostics.streaming import in_memory_bytes
+
+    if couplings is not None:
+        n_pairs = couplings.edges()[0].size
+    else:
+        n_pairs = s.n * (s.n - 1) // 2
+    return in_memory_bytes(s, n_pairs, observables) > memory
 
 
 def _read_data(path: str, n: int):

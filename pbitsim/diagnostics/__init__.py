@@ -16,6 +16,7 @@ from pbitsim.diagnostics.autocorr import (
     effective_sample_size,
     estimate_tau,
     integrated_time,
+    tau_from_acov,
     time_average_variance,
 )
 
@@ -37,6 +38,7 @@ from pbitsim.diagnostics.spectra import (
     ModeExpansion,
     stationarity_residual,
 )
+from pbitsim.diagnostics.streaming import diagnose_streaming, estimate_tau_stream, stream_taus
 
 __all__ = [
     "AutocorrError",
@@ -47,7 +49,11 @@ __all__ = [
     "effective_sample_size",
     "estimate_tau",
     "integrated_time",
+    "tau_from_acov",
     "time_average_variance",
+    "diagnose_streaming",
+    "estimate_tau_stream",
+    "stream_taus",
     "CompareMismatchError",
     "Comparison",
     "KERNELS",

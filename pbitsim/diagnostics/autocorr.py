@@ -31,6 +31,10 @@ batch size, when the cross-check fails, or when the series is constant.
 W >= c tau(W), the Madras-Sokal error and the ``tol`` rule), kept for comparison and with the
 same cross-check: it stops before the tail of a slow mode with a small weight.
 
+:func:`tau_from_acov` is the one implementation of steps 2-5 and of the trust rules, from the
+pooled autocovariance; :func:`estimate_tau` feeds it from an array in memory and
+:mod:`pbitsim.diagnostics.streaming` from draws read a chunk at a time (up to a maximum lag).
+
 Times are counted in the series' own steps (draws); converting them to kernel steps or
 single-site updates: ``docs/diagnostics.md``, "Time units" (the one place that says how).
 
@@ -58,6 +62,7 @@ __all__ = [
     "initial_sequence_window",
     "batch_means_tau",
     "estimate_tau",
+    "tau_from_acov",
     "integrated_time",
     "effective_sample_size",
     "time_average_variance",
@@ -136,6 +141,10 @@ class IntegratedTime:
     error_window : np.ndarray of int
         Last lag of the sum whose standard error is ``tau_err`` and against which the chain's
         length is judged (``method="geyer"``: ERROR_WINDOW_FACTOR times ``window``).
+    max_lag : int or None
+        Last lag of the autocovariance that was computed (``acf`` has ``max_lag + 1`` rows) when
+        it stops before T - 1 (the streaming estimator, :mod:`pbitsim.diagnostics.streaming`);
+        None when every lag was.
     """
 
     tau: np.ndarray
@@ -157,6 +166,7 @@ class IntegratedTime:
     disagree: np.ndarray | None = None
     reasons: tuple = ()
     error_window: np.ndarray | None = None
+    max_lag: int | None = None
 
 
 def _as_rtk(x) -> tuple[np.ndarray, tuple[int, ...]]:
@@ -362,24 +372,26 @@ def _blocked_error(y: np.ndarray, window: np.ndarray, tau: np.ndarray, var: np.n
         return np.sqrt(G / (G - 1) * np.sum(U * U, axis=0)) / (R * T * var)
 
 
-def _sokal(rho, var, flat, c, T):
+def _sokal(rho, var, flat, c, last):
+    """(window, found); ``last`` is the last lag of ``rho`` (T - 1 unless it was cut)."""
     taus = 2.0 * np.cumsum(np.where(flat, rho, 0.0), axis=0) - 1.0
     window = auto_window(taus, c)
-    return window, window < T - 1
+    return window, window < last
 
 
-def _geyer(acov, flat, extend, shared, T):
-    """(sum window, error window, found): ``extend`` and ``ERROR_WINDOW_FACTOR * extend`` times
-    the initial positive sequence's window, the longest one of the observables when shared."""
+def _geyer(acov, flat, extend, shared, last):
+    """(sum window, error window, found, unclipped error window): ``extend`` and
+    ``ERROR_WINDOW_FACTOR * extend`` times the initial positive sequence's window, the longest
+    one of the observables when shared; both clipped at ``last``, the last lag of ``acov``."""
     ips, found = initial_sequence_window(np.where(flat, acov, 0.0))
     base = ips + 1
     ok = flat & found
     if shared and ok.any():
         base = np.where(ok, base[ok].max(), base)
-    window = np.minimum(np.ceil(extend * base).astype(np.int64) - 1, T - 1)
-    err_window = np.ceil(ERROR_WINDOW_FACTOR * extend * base).astype(np.int64) - 1
-    window = np.where(found, window, T - 1)
-    return window, np.where(found, np.minimum(err_window, T - 1), T - 1), found
+    window = np.minimum(np.ceil(extend * base).astype(np.int64) - 1, last)
+    wanted = np.ceil(ERROR_WINDOW_FACTOR * extend * base).astype(np.int64) - 1
+    window = np.where(found, window, last)
+    return window, np.where(found, np.minimum(wanted, last), last), found, wanted
 
 
 def estimate_tau(
@@ -435,25 +447,99 @@ def estimate_tau(
         When tau is not trusted for some observable (see :attr:`IntegratedTime.converged` and
         ``reasons``), unless ``quiet``.
     """
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, not {method!r}")
-    if extend < 1:
-        raise ValueError(f"extend must be >= 1, not {extend}")
+    _check_method(method, extend)
     y, obs = _as_rtk(x)
     R, T, k = y.shape
     if T < 2:
         raise ValueError(f"need at least 2 steps per replica, got {T}")
     y = _centred(y, center)
     acov = _pooled_acov(y)
+    var_y = y.var(axis=(0, 1))
+    return tau_from_acov(
+        acov,
+        R,
+        T,
+        obs,
+        batch_stats=lambda b: _batch_means_kurtosis(y, b, var_y),
+        blocked_error=lambda w, t: _blocked_error(y, w, t, acov[0]),
+        c=c,
+        tol=tol,
+        quiet=quiet,
+        method=method,
+        extend=extend,
+        shared_window=shared_window,
+        min_windows=min_windows,
+        z=z,
+    )
+
+
+def _check_method(method: str, extend: float) -> None:
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, not {method!r}")
+    if extend < 1:
+        raise ValueError(f"extend must be >= 1, not {extend}")
+
+
+def tau_from_acov(
+    acov: np.ndarray,
+    R: int,
+    T: int,
+    obs: tuple[int, ...],
+    *,
+    batch_stats,
+    blocked_error,
+    c: float = 5.0,
+    tol: float = 50.0,
+    quiet: bool = False,
+    method: str = "geyer",
+    extend: float = 2.5,
+    shared_window: bool = True,
+    min_windows: float = 16.0,
+    z: float = 3.0,
+    stacklevel: int = 3,
+) -> IntegratedTime:
+    """:func:`estimate_tau` from the pooled autocovariance and two views of the data.
+
+    The one implementation of the window, error bar, cross-check and trust rules, shared by the
+    in-memory estimator and the streaming one (:mod:`pbitsim.diagnostics.streaming`), which only
+    differ in how they compute what this takes.
+
+    Parameters
+    ----------
+    acov : np.ndarray, shape (L + 1, k)
+        C(t) for t = 0..L of the centred series, pooled over replicas (1/(R T) normalisation);
+        L = T - 1 in memory. With L < T - 1 (a maximum lag) a window that would need a lag past
+        L is not cut silently: the observable is not converged and a reason says so.
+    R, T : int
+        Replicas and steps per replica.
+    obs : tuple of int
+        Shape of the observables (k = prod(obs)).
+    batch_stats : callable
+        ``batch_stats(b) -> (tau, kurtosis ratio, batch count)`` of batches of b steps (see
+        ``_batch_means_kurtosis``).
+    blocked_error : callable
+        ``blocked_error(error_window, tau_e) -> (k,)`` standard error of the windowed sum from
+        blocks (see ``_blocked_error``; NaN when too few blocks).
+    c, tol, quiet, method, extend, shared_window, min_windows, z
+        As for :func:`estimate_tau`.
+    stacklevel : int
+        Of the :class:`AutocorrWarning` with ``quiet`` (the caller of the public function).
+    """
+    _check_method(method, extend)
+    k = acov.shape[1]
+    last = acov.shape[0] - 1
+    cut = last < T - 1
     var = acov[0]
     flat = var > 0
     with np.errstate(invalid="ignore", divide="ignore"):
         rho = acov / var
     if method == "sokal":
-        window, found = _sokal(rho, var, flat, c, T)
+        window, found = _sokal(rho, var, flat, c, last)
         err_window = window
+        beyond = flat & ~found & cut
     else:
-        window, err_window, found = _geyer(acov, flat, extend, shared_window, T)
+        window, err_window, found, wanted = _geyer(acov, flat, extend, shared_window, last)
+        beyond = flat & cut & (~found | (wanted > last))
     cols = np.arange(k)
     taus = 2.0 * np.cumsum(np.where(flat, rho, 0.0), axis=0) - 1.0
     tau = np.where(flat, taus[window, cols], np.nan)
@@ -465,14 +551,16 @@ def estimate_tau(
         # The same formula and a blocked estimate (any series), for the sum to the error window.
         tau_e = np.where(flat, taus[err_window, cols], np.nan)
         tau_err = np.fmax(tau, tau_e) * np.sqrt(2.0 * (2 * err_window + 1) / n_total)
-        tau_err = np.fmax(tau_err, _blocked_error(y, err_window, np.nan_to_num(tau_e), var))
-    sizes, btau, berr, disagree = _cross_check(y, rho, window, tau, tau_err, flat, z)
+        tau_err = np.fmax(tau_err, blocked_error(err_window, np.nan_to_num(tau_e)))
+    sizes, btau, berr, disagree = _cross_check(
+        batch_stats, R, T, rho, window, tau, tau_err, flat, z
+    )
     long_enough = tol * tau <= T
     if method == "geyer":
         # only what could be cross-checked is reported
         long_enough &= (min_windows * (err_window + 1) <= T) & (len(sizes) > 0)
     with np.errstate(invalid="ignore"):
-        converged = flat & found & long_enough & ~disagree
+        converged = flat & found & long_enough & ~disagree & ~beyond
     reasons = _reasons(
         T,
         tol,
@@ -480,11 +568,18 @@ def estimate_tau(
         tau,
         err_window,
         flat,
-        found,
-        long_enough,
+        found | beyond,  # beyond max_lag has its own reason below
+        long_enough | beyond,
         disagree,
         (sizes, btau, berr),
     )
+    if beyond.any():
+        reasons.append(
+            f"for {int(beyond.sum())} observable(s) the window "
+            + ("search" if method == "sokal" else "(or its error window)")
+            + f" needs lags past max_lag = {last}, the last one computed: pass a larger "
+            f"max_lag (or a larger memory budget)"
+        )
     with np.errstate(divide="ignore", invalid="ignore"):
         ess = n_total / tau
         ess_err = n_total * tau_err / tau**2
@@ -494,7 +589,7 @@ def estimate_tau(
         window=window.reshape(obs),
         ess=ess.reshape(obs),
         variance=var.reshape(obs),
-        acf=rho.reshape((T,) + obs),
+        acf=rho.reshape((last + 1,) + obs),
         converged=converged.reshape(obs),
         n_steps=T,
         replicas=R,
@@ -508,6 +603,7 @@ def estimate_tau(
         disagree=disagree.reshape(obs),
         reasons=tuple(reasons),
         error_window=err_window.reshape(obs),
+        max_lag=last if cut else None,
     )
     if not converged.all():
         bad = int((~converged).sum())
@@ -518,24 +614,24 @@ def estimate_tau(
         )
         if not quiet:
             raise AutocorrError(msg, res)
-        warnings.warn(msg, AutocorrWarning, stacklevel=2)
+        warnings.warn(msg, AutocorrWarning, stacklevel=stacklevel)
     return res
 
 
-def _cross_check(y, rho, window, tau, tau_err, flat, z):
+def _cross_check(batch_stats, R, T, rho, window, tau, tau_err, flat, z):
     """Batch means at b = 2^j >= 2 (W + 1), while there are >= 16 batches, against the windowed
     sum's prediction for the same b: 1 + 2 sum_{t <= min(W, b-1)} (1 - t/b) rho(t)."""
-    R, T, k = y.shape
+    k = rho.shape[1]
     W = int(window[flat].max()) if flat.any() else T - 1
     b = 1 << max(1, int(np.ceil(np.log2(2 * (W + 1)))))
     sizes, bt, be = [], [], []
     disagree = np.zeros(k, bool)
-    t = np.arange(1, T)[:, None]
-    var = y.var(axis=(0, 1))
+    # the taper is 0 past every window (and rho may stop at a maximum lag past them)
+    t = np.arange(1, min(T, W + 1, rho.shape[0]))[:, None]
     while b <= T // 2 and R * (T // b) >= 16:
-        tb, kurt, n = _batch_means_kurtosis(y, b, var)
+        tb, kurt, n = batch_stats(b)
         taper = np.where((t <= window[None, :]) & (t < b), 1.0 - t / b, 0.0)
-        pred = 1.0 + 2.0 * np.sum(taper * np.where(flat, rho[1:], 0.0), axis=0)
+        pred = 1.0 + 2.0 * np.sum(taper * np.where(flat, rho[1 : len(t) + 1], 0.0), axis=0)
         # under agreement, tb ~ pred * chi2_{n-1} / (n - 1) (Gaussian batch means): its sd is
         # pred sqrt(2 / (n - 1)), widened by the batch means' excess kurtosis
         spread = np.sqrt(2.0 / (n - 1) * kurt)

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pbitsim.couplings import Couplings
-from pbitsim.diagnostics.observables import pair_list, pair_products
+from pbitsim.diagnostics.observables import CHUNK, pair_list, pair_products
 from pbitsim.samples import Samples, check_fingerprint
 
 __all__ = [
@@ -37,6 +37,7 @@ __all__ = [
     "gradient_observables",
     "data_moments",
     "gradient_estimates",
+    "batch_sums",
     "jackknife_groups",
     "q_from_samples",
     "exact_gradient",
@@ -271,9 +272,58 @@ def gradient_estimates(
     nb = T // b
     out = np.empty((R, nb, len(target)))
     for r in range(R):  # one replica at a time: spins may be a large memmap
-        obs = gradient_observables(samples.spins[r, : nb * b], pairs, fields)
-        out[r] = target - obs.reshape(nb, b, -1).mean(axis=1)
+        chain = samples.spins[r]
+        sums = batch_sums(lambda a, e, x=chain: x[a:e], nb, b, pairs, fields)
+        out[r] = target - sums / b
     return out.reshape(R * nb, -1)
+
+
+def batch_sums(read, batches: int, size: int, pairs, fields: bool = False, chunk: int = CHUNK):
+    """Sums of the gradient observables over consecutive batches of one chain, a chunk at a time.
+
+    Parameters
+    ----------
+    read : callable
+        ``read(a, e)`` returns the spins of draws a..e-1, (e - a, n) (e.g. a slice of a memmap).
+    batches, size : int
+        Number of batches and draws per batch (draws past ``batches * size`` are not read).
+    pairs, fields
+        As for :func:`gradient_observables`.
+    chunk : int
+        Draws read at a time (memory is O(chunk * m) whatever the chain's length).
+
+    Returns
+    -------
+    np.ndarray, shape (batches, m)
+        The observables are +-1, so the float64 sums are exact integers and ``sums / size`` is
+        the batch mean bit for bit however the chain is cut into chunks.
+    """
+    total = batches * size
+    if total < 1:
+        raise ValueError(f"need at least one batch of at least one draw, not {batches} x {size}")
+    pairs = np.asarray(pairs)
+    sums = None
+    for a in range(0, total, chunk):
+        e = min(a + chunk, total)
+        spins = read(a, e)
+        n = spins.shape[-1]
+        if sums is None:
+            sums = np.zeros((batches, len(pairs) + (n if fields else 0)))
+        first = np.arange(a, e)
+        starts = np.flatnonzero((first % size == 0) | (first == a))
+        if size >= 64 and n * n <= max(4096, 16 * len(pairs)):
+            # long batches of a small model: sum_t s_i s_j is (S^T S)_ij, one matrix product
+            # per batch (the same exact integers, far fewer operations than the products)
+            for lo, hi in zip(starts, np.append(starts[1:], e - a)):
+                f = np.asarray(spins[lo:hi], dtype=np.float64)
+                row = sums[(a + lo) // size]
+                row[: len(pairs)] += (f.T @ f)[pairs[:, 0], pairs[:, 1]]
+                if fields:
+                    row[len(pairs) :] += f.sum(axis=0)
+        else:
+            obs = gradient_observables(spins, pairs, fields)
+            sums[first[starts] // size] += np.add.reduceat(obs, starts, axis=0)
+    return sums
 
 
 def q_from_samples(

@@ -78,7 +78,18 @@ from pbitsim.couplings import Couplings, greedy_coloring
 from pbitsim.fixedpoint import FixedPointSpec, QuantizedCouplings, decide, saturate_input
 from pbitsim.rng import make_generator, resolve_enable_seeds, resolve_seeds, rng_kind_code
 from pbitsim.sampling import Runner, register_method
-from pbitsim.sim.jit import decide_spin, rng_next, rng_output, saturate
+from pbitsim.sim import hardware_lanes as hl
+from pbitsim.sim.async_rules import PERIODIC as _PERIODIC
+from pbitsim.sim.async_rules import RANDOM as _RANDOM
+from pbitsim.sim.jit import (
+    counter_tick,
+    decide_spin,
+    decision_generator_steps,
+    enable_acts,
+    rng_next,
+    rng_output,
+    saturate,
+)
 
 __all__ = [
     "HardwareDesign",
@@ -94,7 +105,6 @@ __all__ = [
 # too; they are re-exported here, where the model that gives them meaning lives.
 __all__ += ["SCHEDULES"]
 
-_RANDOM, _PERIODIC = 0, 1  # kernel codes of the un-coloured schedules
 _TIMER_MASK = (1 << TIMER_BITS) - 1
 
 
@@ -362,59 +372,6 @@ def _run_replica(
             out[done // stride - 1, :] = hist[cur, :]
 
 
-@nb.njit(cache=True, parallel=True)
-def _run(
-    indptr,
-    indices,
-    j_codes,
-    h_codes,
-    table,
-    order,
-    cstart,
-    n_colors,
-    kind,
-    rng_bits,
-    input_max,
-    warmup,
-    latency,
-    hist,
-    gen,
-    cycle0,
-    ncycles,
-    stride,
-    out,
-):
-    # Replicas are independent (own spins, own generators): one per thread, no barrier, so the
-    # result does not depend on the thread count.
-    width = 1
-    for c in range(n_colors):
-        width = max(width, cstart[c + 1] - cstart[c])
-    for rep in nb.prange(hist.shape[0]):
-        tmp = np.empty(width, dtype=np.int8)
-        _run_replica(
-            indptr,
-            indices,
-            j_codes,
-            h_codes,
-            table,
-            order,
-            cstart,
-            n_colors,
-            kind,
-            rng_bits,
-            input_max,
-            warmup,
-            latency,
-            hist[rep],
-            gen[rep],
-            cycle0,
-            ncycles,
-            stride,
-            out[rep],
-            tmp,
-        )
-
-
 @nb.njit(cache=True)
 def _run_async_replica(
     indptr,
@@ -454,12 +411,11 @@ def _run_async_replica(
         warm = t > warmup
         m = 0
         for i in range(n):
-            if mode == 0:
-                act = rng_output(kind, egen[i], ENABLE_BITS) < threshold
+            if mode == _RANDOM:
+                act = enable_acts(rng_output(kind, egen[i], ENABLE_BITS), threshold)
                 egen[i] = rng_next(kind, egen[i])
             else:
-                act = counter[i] == 0
-                counter[i] = reload[i] if act else counter[i] - 1
+                act, counter[i] = counter_tick(counter[i], reload[i])
             if act:
                 r = rng_output(kind, gen[i], rng_bits)
                 if warm:
@@ -472,7 +428,7 @@ def _run_async_replica(
                     tmp[m] = hist[prev, i]
                 acting[m] = i
                 m += 1
-            if act or mode == 0:  # async-random: free-running decision generators
+            if decision_generator_steps(mode, act):  # async-random: free-running
                 gen[i] = rng_next(kind, gen[i])
         if slots > 1:
             hist[cur, :] = hist[prev, :]
@@ -483,64 +439,34 @@ def _run_async_replica(
             out[done // stride - 1, :] = hist[cur, :]
 
 
-@nb.njit(cache=True, parallel=True)
-def _run_async(
-    indptr,
-    indices,
-    j_codes,
-    h_codes,
-    table,
-    mode,
-    kind,
-    rng_bits,
-    input_max,
-    warmup,
-    latency,
-    threshold,
-    reload,
-    hist,
-    gen,
-    egen,
-    counter,
-    cycle0,
-    ncycles,
-    stride,
-    out,
-):
-    # As _run: one replica per thread, no barrier.
-    n = h_codes.shape[0]
-    for rep in nb.prange(hist.shape[0]):
-        acting = np.empty(n, dtype=np.int64)
-        tmp = np.empty(n, dtype=np.int8)
-        _run_async_replica(
-            indptr,
-            indices,
-            j_codes,
-            h_codes,
-            table,
-            mode,
-            kind,
-            rng_bits,
-            input_max,
-            warmup,
-            latency,
-            threshold,
-            reload,
-            hist[rep],
-            gen[rep],
-            egen[rep],
-            counter[rep],
-            cycle0,
-            ncycles,
-            stride,
-            out[rep],
-            acting,
-            tmp,
-        )
+def _replica_major(name: str) -> property:
+    """A state array of :class:`HardwareMachine` in the replica-major layout, as an attribute.
+
+    With several replicas the machine runs on a lane-major copy
+    (:mod:`pbitsim.sim.hardware_lanes`); reading the attribute first brings the array up to date
+    from it and, since the caller may write into the array, marks the copy stale (the next run
+    reloads it); so does assigning.
+    """
+    key = "_rm" + name
+
+    def get(self):
+        self._sync_replica_major()
+        self._lanes_current = False
+        return self.__dict__[key]
+
+    def set(self, value):
+        self._sync_replica_major()
+        self._lanes_current = False
+        self.__dict__[key] = value
+
+    return property(get, set, doc=f"replica-major {name.strip('_')} (see _replica_major)")
 
 
 class HardwareMachine:
     """Many replicas of one design running one model, advanced cycle by cycle (Numba).
+
+    One replica runs the scalar kernels of this module; several run vectorised across replica
+    lanes (:mod:`pbitsim.sim.hardware_lanes`), each exactly as it would run alone.
 
     Parameters
     ----------
@@ -571,6 +497,14 @@ class HardwareMachine:
     quantized : QuantizedCouplings
     """
 
+    # The state, replica-major: spins hist[R, L + 1, n] (hist[:, k % (L + 1)] = S_k), decision
+    # and enable generators [R, n], counters [R, n]. One replica runs on these arrays; several
+    # run lane-major (hardware_lanes.LaneState), converted only when one side has changed.
+    _hist = _replica_major("_hist")
+    _gen = _replica_major("_gen")
+    _egen = _replica_major("_egen")
+    _counter = _replica_major("_counter")
+
     def __init__(
         self,
         couplings_or_quantized,
@@ -584,6 +518,10 @@ class HardwareMachine:
         period=None,
         phase=None,
     ) -> None:
+        self._lanes = None  # the lane-major copy (made by the first run of several replicas)
+        self._lanes_current = False  # it holds the state
+        self._rm_current = True  # the replica-major arrays hold the state
+        self._layout = None  # the couplings as the lane kernels read them
         q, col, self.n_colors = _prepare(couplings_or_quantized, design, coloring)
         self.design, self.quantized = design, q
         seeds = np.asarray(seeds, dtype=np.uint64)
@@ -640,22 +578,65 @@ class HardwareMachine:
     @property
     def spins(self) -> np.ndarray:
         """Current spins, int8 (replicas, n) (a copy)."""
-        return self._hist[:, self.cycle % (self.design.read_latency + 1)].copy()
+        return self._peek("_hist")[:, self.cycle % (self.design.read_latency + 1)].copy()
 
     @property
     def generator_states(self) -> np.ndarray:
         """Current (decision) generator states, uint64 (replicas, n) (a copy)."""
-        return self._gen.copy()
+        return self._peek("_gen").copy()
 
     @property
     def enable_generator_states(self) -> np.ndarray:
         """Current enable generator states, uint64 (replicas, n) ("async-random"; a copy)."""
-        return self._egen.copy()
+        return self._peek("_egen").copy()
 
     @property
     def counters(self) -> np.ndarray:
         """Current counters k_i, int64 (replicas, n) ("async-periodic"; a copy)."""
-        return self._counter.copy()
+        return self._peek("_counter").copy()
+
+    def _peek(self, name: str) -> np.ndarray:
+        """The replica-major array ``name``, up to date, to read only (the lane-major copy stays
+        current)."""
+        self._sync_replica_major()
+        return self.__dict__["_rm" + name]
+
+    def _sync_replica_major(self) -> None:
+        if not self._rm_current:
+            d = self.__dict__
+            self._lanes.store(d["_rm_hist"], d["_rm_gen"], d["_rm_egen"], d["_rm_counter"])
+            self._rm_current = True
+
+    def _lane_state(self):
+        """The lane-major copy of the state, current (made and loaded when needed)."""
+        if self._lanes is None:
+            from numba import get_num_threads
+
+            n = self.quantized.n
+            self._lanes = hl.LaneState(
+                self.replicas,
+                n,
+                self.design.read_latency + 1,
+                self._order if self.design.coloured else np.arange(n),
+                self.design.schedule == "async-random",
+                self.design.schedule == "async-periodic",
+                get_num_threads(),
+            )
+        if not self._lanes_current:
+            d = self.__dict__
+            self._lanes.load(d["_rm_hist"], d["_rm_gen"], d["_rm_egen"], d["_rm_counter"])
+            self._lanes_current = True
+        return self._lanes
+
+    def _lanes_layout(self) -> tuple:
+        if self._layout is None:
+            n = self.quantized.n
+            order = self._order if self.design.coloured else np.arange(n)
+            self._layout = hl.lanes_layout(
+                self._indptr, self._indices, self._j, self._h, order,
+                self.design.fixed_point.acc_bits,
+            )  # fmt: skip
+        return self._layout
 
     @property
     def enable(self) -> int:
@@ -689,6 +670,7 @@ class HardwareMachine:
                 f"{j.shape}, {h.shape}, {t.shape}"
             )
         self._j, self._h, self._table = j.copy(), h.copy(), t.copy()
+        self._layout = None
 
     def set_quantized(self, q: QuantizedCouplings) -> None:
         """:meth:`set_codes` from a QuantizedCouplings of the same graph and fixed-point spec."""
@@ -790,13 +772,16 @@ class HardwareMachine:
         self.cycle += cycles
         return out
 
+    def _threads(self, lane_sites: int) -> int:
+        """Threads for a call that updates or scans ``lane_sites`` (replica, p-bit) pairs: one
+        for a short call (no thread to wake), else Numba's count. Results do not depend on it."""
+        from numba import get_num_threads
+
+        return 1 if lane_sites < hl.ONE_THREAD_BELOW else get_num_threads()
+
     def _run_chromatic(self, cycles: int, record_every: int, out: np.ndarray) -> None:
         spec = self.design.fixed_point
-        args = (
-            self._indptr,
-            self._indices,
-            self._j,
-            self._h,
+        tail = (
             self._table,
             self._order,
             self._cstart,
@@ -808,22 +793,24 @@ class HardwareMachine:
             self.design.read_latency,
         )
         if self.replicas == 1:
-            # One chain: no parallel region, whose thread wake-up costs a scheduler slice per
-            # call on a busy machine (the emulator makes many short calls).
+            # One chain: the scalar kernel (the emulator makes many short calls on one replica).
+            args = (self._indptr, self._indices, self._j, self._h) + tail
             tmp = np.empty(int(np.diff(self._cstart).max()), dtype=np.int8)
             _run_replica(
                 *args, self._hist[0], self._gen[0], self.cycle, cycles, record_every, out[0], tmp,
             )  # fmt: skip
-        else:
-            _run(*args, self._hist, self._gen, self.cycle, cycles, record_every, out)
+            return
+        lanes = self._lane_state()
+        work = self.replicas * self.quantized.n * cycles // max(self.n_colors, 1)
+        hl.run_chromatic(
+            self._lanes_layout() + tail, lanes, self.cycle, cycles, record_every, out,
+            self._threads(work),
+        )  # fmt: skip
+        self._rm_current = False
 
     def _run_uncoloured(self, cycles: int, record_every: int, out: np.ndarray) -> None:
         spec = self.design.fixed_point
-        args = (
-            self._indptr,
-            self._indices,
-            self._j,
-            self._h,
+        tail = (
             self._table,
             _RANDOM if self.design.schedule == "async-random" else _PERIODIC,
             self._kind,
@@ -836,15 +823,19 @@ class HardwareMachine:
         )
         if self.replicas == 1:
             n = self.quantized.n
+            args = (self._indptr, self._indices, self._j, self._h) + tail
             _run_async_replica(
                 *args, self._hist[0], self._gen[0], self._egen[0], self._counter[0], self.cycle,
                 cycles, record_every, out[0], np.empty(n, np.int64), np.empty(n, np.int8),
             )  # fmt: skip
-        else:
-            _run_async(
-                *args, self._hist, self._gen, self._egen, self._counter, self.cycle, cycles,
-                record_every, out,
-            )  # fmt: skip
+            return
+        lanes = self._lane_state()
+        work = self.replicas * self.quantized.n * cycles
+        hl.run_uncoloured(
+            self._lanes_layout() + tail, lanes, self.cycle, cycles, record_every, out,
+            self._threads(work),
+        )  # fmt: skip
+        self._rm_current = False
 
 
 def simulate_cycles(

@@ -12,8 +12,12 @@ import numba as nb
 
 from pbitsim import fixedpoint as _fp
 from pbitsim import rng as _rng
+from pbitsim.sim import async_rules as _ar
 
 __all__ = [
+    "counter_tick",
+    "decision_generator_steps",
+    "enable_acts",
     "xorshift64_next",
     "xorshift64_output",
     "lfsr32_xnor_next",
@@ -35,6 +39,9 @@ uniform53 = nb.njit("float64(uint64)", cache=True)(_rng.uniform53)
 _GOLDEN = _rng._GOLDEN
 saturate = nb.njit(cache=True)(_fp.saturate)
 decide_spin = nb.njit(cache=True)(_fp.decide_spin)
+enable_acts = nb.njit(cache=True)(_ar.enable_acts)
+counter_tick = nb.njit(cache=True)(_ar.counter_tick)
+decision_generator_steps = nb.njit(cache=True)(_ar.decision_generator_steps)
 
 
 @nb.njit("UniTuple(uint64, 2)(uint64)", cache=True)
