@@ -174,9 +174,42 @@ def _tau(series, name, notes, c, tol) -> IntegratedTime:
         warnings.simplefilter("always", AutocorrWarning)
         it = estimate_tau(series, c=c, tol=tol, quiet=True)
     if caught or not np.all(it.converged):
-        why = "; ".join(it.reasons) or f"chain shorter than {tol:g} tau_int"
-        notes.append(f"{name}: do not trust its tau ({why})")
+        notes.append(untrusted_note(name, it, tol))
     return it
+
+
+def untrusted_note(name: str, it: IntegratedTime, tol: float) -> str:
+    """The report's note for an observable whose tau is not trusted (in memory and streamed)."""
+    why = "; ".join(it.reasons) or f"chain shorter than {tol:g} tau_int"
+    return f"{name}: do not trust its tau ({why})"
+
+
+def choose_rung(samples: Samples, couplings, rung, pt) -> tuple[int, float, np.ndarray]:
+    """PT runs: the rung to analyse (``rung``, else the model's beta, else the largest beta),
+    its beta, and the rows of ``samples`` that hold it."""
+    betas = pt.betas
+    if rung is not None:
+        k = int(rung)
+    elif couplings is not None and np.any(np.isclose(betas, couplings.beta)):
+        k = int(np.argmin(np.abs(betas - couplings.beta)))
+    else:
+        k = int(np.argmax(betas))
+    if not 0 <= k < len(betas):
+        raise ValueError(f"rung must be in 0..{len(betas) - 1}, not {rung}")
+    K = len(betas)
+    return k, float(betas[k]), np.arange(samples.replicas // K) * K + k
+
+
+def gradient_pairs(samples: Samples, couplings, observables, data, notes: list):
+    """The pairs for 'edges' and Q: the model's edges, else all pairs i < j for small n (noted),
+    else None."""
+    if couplings is not None:
+        return pair_list(couplings)
+    if samples.n <= MAX_ALL_PAIRS_N:
+        if "edges" in observables or "pairs" in observables or data is not None:
+            notes.append("no model given: 'edges' and Q use all pairs i < j")
+        return pair_list(None, n=samples.n)
+    return None
 
 
 def diagnose(
@@ -231,18 +264,7 @@ def _diagnose(samples, couplings, observables, data, batch, rung, c, tol) -> Dia
     k = beta = None
     if is_pt(samples):
         pt = pt_profile(samples, couplings, allow_mismatch=True)
-        betas = pt.betas
-        if rung is not None:
-            k = int(rung)
-        elif couplings is not None and np.any(np.isclose(betas, couplings.beta)):
-            k = int(np.argmin(np.abs(betas - couplings.beta)))
-        else:
-            k = int(np.argmax(betas))
-        if not 0 <= k < len(betas):
-            raise ValueError(f"rung must be in 0..{len(betas) - 1}, not {rung}")
-        beta = float(betas[k])
-        K = len(betas)
-        slots = np.arange(samples.replicas // K) * K + k
+        k, beta, slots = choose_rung(samples, couplings, rung, pt)
         info = {}
         if "energies" in samples.info:
             info["energies"] = np.asarray(samples.info["energies"])[slots]
@@ -255,14 +277,7 @@ def _diagnose(samples, couplings, observables, data, batch, rung, c, tol) -> Dia
             samples.settings,
             info,
         )
-    if couplings is not None:
-        pairs = pair_list(couplings)
-    elif samples.n <= MAX_ALL_PAIRS_N:
-        pairs = pair_list(None, n=samples.n)
-        if "edges" in observables or "pairs" in observables or data is not None:
-            notes.append("no model given: 'edges' and Q use all pairs i < j")
-    else:
-        pairs = None
+    pairs = gradient_pairs(samples, couplings, observables, data, notes)
     diag = Diagnosis(repr(samples), k, beta, thin, pt=pt, notes=notes)
     spins = view.spins
     for name in observables:

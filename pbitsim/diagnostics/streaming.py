@@ -47,7 +47,7 @@ from pbitsim.diagnostics.autocorr import (
     _check_method,
     tau_from_acov,
 )
-from pbitsim.diagnostics.observables import magnetisation, pair_list
+from pbitsim.diagnostics.observables import magnetisation
 from pbitsim.diagnostics.q import _target, batch_sums, jackknife_groups, q_from_estimates
 from pbitsim.samples import Samples, SamplesFileError, check_fingerprint
 
@@ -764,7 +764,13 @@ def diagnose_streaming(
     Diagnosis
     """
     from pbitsim.diagnostics.pt import is_pt, pt_profile
-    from pbitsim.diagnostics.report import MAX_ALL_PAIRS_N, OBSERVABLES, Diagnosis
+    from pbitsim.diagnostics.report import (
+        OBSERVABLES,
+        Diagnosis,
+        choose_rung,
+        gradient_pairs,
+        untrusted_note,
+    )
 
     unknown = set(observables) - set(OBSERVABLES)
     if unknown:
@@ -781,26 +787,9 @@ def diagnose_streaming(
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="samples' couplings fingerprint differs")
             pt = pt_profile(samples, couplings, allow_mismatch=True)
-        betas = pt.betas
-        if rung is not None:
-            k = int(rung)
-        elif couplings is not None and np.any(np.isclose(betas, couplings.beta)):
-            k = int(np.argmin(np.abs(betas - couplings.beta)))
-        else:
-            k = int(np.argmax(betas))
-        if not 0 <= k < len(betas):
-            raise ValueError(f"rung must be in 0..{len(betas) - 1}, not {rung}")
-        beta = float(betas[k])
-        rows = np.arange(samples.replicas // len(betas)) * len(betas) + k
+        k, beta, rows = choose_rung(samples, couplings, rung, pt)
     R, T = len(rows), samples.draws
-    if couplings is not None:
-        pairs = pair_list(couplings)
-    elif samples.n <= MAX_ALL_PAIRS_N:
-        pairs = pair_list(None, n=samples.n)
-        if "edges" in observables or "pairs" in observables or data is not None:
-            notes.append("no model given: 'edges' and Q use all pairs i < j")
-    else:
-        pairs = None
+    pairs = gradient_pairs(samples, couplings, observables, data, notes)
     diag = Diagnosis(repr(samples), k, beta, thin, pt=pt, notes=notes)
     release = [_releaser(samples.spins)]
     if info_ok:
@@ -852,10 +841,9 @@ def diagnose_streaming(
         del caught  # one per untrusted group: noted below as report._tau does
         for name, it in taus.items():
             diag.taus[name] = it
-            if not np.all(it.converged):  # as report._tau words it
+            if not np.all(it.converged):
                 short = next((o for o in observables if labels.get(o, o) == name), name)
-                why = "; ".join(it.reasons) or f"chain shorter than {tol:g} tau_int"
-                notes.append(f"{short}: do not trust its tau ({why})")
+                notes.append(untrusted_note(short, it, tol))
     if pairs is not None and len(pairs):
         if batch is None and R < 8:
             batch = max(1, T // 16)
