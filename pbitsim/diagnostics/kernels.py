@@ -27,6 +27,9 @@ differentiate. :func:`exact_chain` is the :class:`~pbitsim.diagnostics.ExactChai
 
 Random-scan P is sparse (n + 1 entries a row); a sweep reaches every state, so sequential and
 chromatic P are dense and are built densely by applying the single-site updates to an identity.
+Above 2**12 states nothing is built: ``ExactChain(..., backend="krylov")`` applies the step update
+by update (:mod:`pbitsim.diagnostics.matfree`). :func:`sampler_step_power` converts kernel steps
+to sampler steps (docs/diagnostics.md, "Time units"), beside :func:`updates_per_step`.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ from pbitsim.exact import all_states
 __all__ = [
     "KERNELS",
     "MAX_SPECTRA_N",
+    "MAX_KRYLOV_N",
     "site_update_matrix",
     "color_class_update_matrix",
     "transition_matrix",
@@ -52,6 +56,7 @@ __all__ = [
     "kernel_schedule",
     "kernel_reversible",
     "updates_per_step",
+    "sampler_step_power",
     "exact_chain",
     "non_reversibility",
 ]
@@ -62,22 +67,24 @@ ORDERED_KERNELS = ("sequential", "symmetric", "sweep-mixture")
 
 #: Largest model the exact routines accept (2**16 states: sparse random-scan only at that size).
 MAX_SPECTRA_N = 16
+#: Largest model of the matrix-free ExactChain (``backend="krylov"``; memory is checked first).
+MAX_KRYLOV_N = 30
 
 #: Above this many states a sweep kernel is not built densely (2**12 states = 128 MiB).
 DENSE_LIMIT = 1 << 12
 
 
-def _check(c: Couplings, kernel: str) -> None:
+def _check(c: Couplings, kernel: str, max_n: int = MAX_SPECTRA_N) -> None:
     if not isinstance(c, Couplings):
         raise TypeError(f"expected Couplings, not {type(c).__name__}")
     if kernel not in KERNELS:
         raise ValueError(f"kernel must be one of {KERNELS}, not {kernel!r}")
     if c.n < 1:
         raise ValueError("the model has no spins")
-    if c.n > MAX_SPECTRA_N:
+    if c.n > max_n:
         raise ValueError(
-            f"exact transition matrices need n <= {MAX_SPECTRA_N} (2**n states); model has "
-            f"n = {c.n}"
+            f"exact transition matrices need n <= {max_n} (2**n states); model has n = {c.n}"
+            + ("" if max_n > MAX_SPECTRA_N else " (ExactChain(..., backend='krylov') goes further)")
         )
 
 
@@ -138,7 +145,7 @@ def kernel_sites(c: Couplings, kernel: str, order: Sequence[int] | None = None) 
 
     For ``"random-scan"`` the groups are the n alternatives (averaged, not composed).
     """
-    _check(c, kernel)
+    _check(c, kernel, max_n=MAX_KRYLOV_N)  # a schedule is O(n): no state-space limit
     if kernel == "chromatic":
         if order is not None:
             raise ValueError("order= applies to the sequential kernel only")
@@ -177,7 +184,7 @@ def kernel_schedule(
     chromatic class is a product of its sites' updates in any order); sweep-mixture: (q, forward)
     and (1 - q, backward).
     """
-    _check(c, kernel)
+    _check(c, kernel, max_n=MAX_KRYLOV_N)  # a schedule is O(n): no state-space limit
     q = _check_q(kernel, q)
     if kernel == "random-scan":
         if order is not None:
@@ -203,6 +210,15 @@ def updates_per_step(kernel: str, n: int) -> int:
         raise ValueError(f"kernel must be one of {KERNELS}, not {kernel!r}")
     n = int(n)
     return {"random-scan": 1, "symmetric": max(2 * n - 1, 1)}.get(kernel, n)
+
+
+def sampler_step_power(kernel: str, n: int) -> int:
+    """Exact-kernel steps in one sampler step (``pbitsim.sample``'s ``sweeps`` count these): n for
+    random-scan (a sampler step is n single-site updates), 1 for every other kernel. The
+    conversion docs/diagnostics.md ("Time units") states; a sampler step's chain is P**k."""
+    if kernel not in KERNELS:
+        raise ValueError(f"kernel must be one of {KERNELS}, not {kernel!r}")
+    return int(n) if kernel == "random-scan" else 1
 
 
 def _schedule_dense(pu: np.ndarray, schedule, N: int) -> np.ndarray:
@@ -375,30 +391,41 @@ def exact_chain(
     beta: float | None = None,
     order: Sequence[int] | None = None,
     check: bool = True,
+    backend: str = "auto",
+    steps: str = "kernel",
 ):
     """The :class:`~pbitsim.diagnostics.ExactChain` of any kernel of :data:`KERNELS`.
 
     The original three are ``ExactChain(c, kernel)`` itself. ``"symmetric"`` and
-    ``"sweep-mixture"`` (with ``q``) are built from their dense matrix (n <= 12) with
-    :meth:`ExactChain.from_matrix`, which recognises a reversible kernel by its symmetric A (so
-    eigenvalues are real and the eigen path is used), and carry the couplings, so pair
-    observables and :func:`~pbitsim.diagnostics.q.exact_q` default to the model's edges.
+    ``"sweep-mixture"`` (with ``q``) are built, on the dense backend, from their dense matrix
+    (n <= 12) with :meth:`ExactChain.from_matrix`, which recognises a reversible kernel by its
+    symmetric A (so eigenvalues are real and the eigen path is used), and carry the couplings, so
+    pair observables and :func:`~pbitsim.diagnostics.q.exact_q` default to the model's edges.
+    ``backend`` and ``steps`` as for ExactChain: "auto" is matrix-free above 2**12 states, for
+    every kernel.
 
     Attributes set beside ExactChain's: ``q`` (None unless a mixture), ``updates_per_step``.
     """
-    from pbitsim.diagnostics.spectra import ExactChain
+    from pbitsim.diagnostics.spectra import BACKENDS, KRYLOV_ABOVE, ExactChain
     from pbitsim.exact import all_states
 
-    _check(c, kernel)
+    _check(c, kernel, max_n=MAX_KRYLOV_N)
     q = _check_q(kernel, q)
-    if kernel not in ("symmetric", "sweep-mixture"):
-        chain = ExactChain(c, kernel, beta=beta, order=order, check=check)
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, not {backend!r}")
+    if backend == "auto":
+        backend = "krylov" if (1 << c.n) > KRYLOV_ABOVE else "dense"
+    kw = dict(beta=beta, order=order, check=check, backend=backend, steps=steps)
+    if backend == "krylov" and c.n > 1:
+        chain = ExactChain(c, kernel, q=q, **kw)
+    elif kernel not in ("symmetric", "sweep-mixture"):
+        chain = ExactChain(c, kernel, **kw)
     else:
         N = 1 << c.n
         if N > DENSE_LIMIT:
             raise NotImplementedError(
-                f"the exact {kernel} chain is built densely: n <= {DENSE_LIMIT.bit_length() - 1} "
-                f"(the model has n = {c.n})"
+                f"the dense {kernel} chain needs n <= {DENSE_LIMIT.bit_length() - 1} (the model "
+                f"has n = {c.n}): use backend='krylov'"
             )
         b = c.beta if beta is None else float(beta)
         P = transition_matrix(c, kernel, beta=b, order=order, q=q, sparse=False)

@@ -12,7 +12,13 @@ With h = 0 the kernel commutes with the global spin flip F; the even (f o F = f)
 poison it numerically). A general observable splits as f = f_even + f_odd with no cross terms:
 Var and tau_int Var add over the sectors.
 
-Times are in the kernel's own steps (see :mod:`pbitsim.diagnostics.kernels`).
+Times are in the kernel's own steps (see :mod:`pbitsim.diagnostics.kernels`), or in sampler
+steps with ``steps="sampler"``.
+
+Two backends compute the same quantities: "dense" forms P (dense; sparse for random scan) and
+factorises; "krylov" (:mod:`pbitsim.diagnostics.matfree`, the default above 2**12 states) applies
+A' one update at a time and gets gaps from ARPACK and tau_int from CG / BiCGSTAB solves with
+the fundamental matrix, so memory stays O(2**n) vectors (n = 20: 0.4-0.7 GB).
 """
 
 from __future__ import annotations
@@ -32,7 +38,13 @@ from pbitsim.diagnostics import _modes
 from pbitsim.diagnostics._modes import DegenerateEigenvalueWarning
 from pbitsim.diagnostics.kernels import (
     DENSE_LIMIT,
+    MAX_KRYLOV_N,
+    MAX_SPECTRA_N,
     _check,
+    _check_q,
+    kernel_reversible,
+    kernel_schedule,
+    sampler_step_power,
     transition_matrix,
     transition_operator,
 )
@@ -48,6 +60,11 @@ __all__ = [
 
 #: Above this sector size the gap comes from an iterative (ARPACK) solver, not a full eigensolve.
 ITERATIVE_GAP_DIM = 1024
+#: ``backend="auto"`` goes matrix-free (:mod:`pbitsim.diagnostics.matfree`) above this many
+#: states (n > 12): sparse LU of random scan took 104 s and 1.25 GB at n = 14, the Krylov path
+#: about a second.
+KRYLOV_ABOVE = 1 << 12
+BACKENDS = ("auto", "dense", "krylov")
 
 
 def stationarity_residual(P, p: np.ndarray) -> float:
@@ -130,16 +147,38 @@ class ExactChain:
     Parameters
     ----------
     couplings : Couplings
-        The model (n <= 16; sweep kernels need n <= 12 for anything but the gap).
-    kernel : {"random-scan", "sequential", "chromatic"}
-        See :mod:`pbitsim.diagnostics.kernels`.
+        The model. Dense backend: n <= 16 (sweep kernels n <= 12 for anything but the gap);
+        matrix-free: as far as memory goes (:func:`pbitsim.diagnostics.matfree.estimate_memory`;
+        n = 20 takes 0.4-0.7 GB).
+    kernel : {"random-scan", "sequential", "chromatic", "symmetric", "sweep-mixture"}
+        See :mod:`pbitsim.diagnostics.kernels`; the last two need ``backend="krylov"`` here
+        (their dense chains come from :func:`~pbitsim.diagnostics.kernels.exact_chain`).
     beta : float, optional
         Inverse temperature (default: the model's).
     order : sequence of int, optional
-        Site order of the sequential kernel.
+        Site order of the sequential, symmetric and mixture sweeps.
     check : bool
         Verify p P = p (and detailed balance / flip symmetry where claimed); raise ValueError
         if not.
+    backend : {"auto", "dense", "krylov"}
+        "dense": the transition matrix (dense, or sparse for random scan) and direct
+        factorisations. "krylov": never a 2**n x 2**n matrix; the step is applied as its site
+        or colour-class updates in turn and gaps and tau_int come from ARPACK, CG and BiCGSTAB
+        (:mod:`pbitsim.diagnostics.matfree`; full spectra and non-reversible mode expansions
+        are then not available). "auto": krylov above :data:`KRYLOV_ABOVE` states (n > 12).
+    steps : {"kernel", "sampler"} or int
+        The unit of one step of the chain: the exact kernel's step (default), the sampler's
+        (random scan: n single-site updates, P**n; :func:`~pbitsim.diagnostics.kernels.
+        sampler_step_power`), or k kernel steps (P**k: a draw thinned by k sampler steps is
+        ``k * sampler_step_power(kernel, n)``). Gaps, tau_int and M are counted in that unit.
+    q : float, optional
+        Probability of a forward sweep (``"sweep-mixture"`` only).
+    eig_tol, rtol : float, optional
+        Matrix-free tolerances: ARPACK's relative tolerance on the slowest eigenvalues (default
+        1e-12) and the relative residual of the fundamental-matrix solves (default 1e-11).
+    max_memory : int, optional
+        Bytes the matrix-free path may use (default: the machine's available memory); a larger
+        estimate raises MemoryError before anything is allocated.
 
     Attributes
     ----------
@@ -150,6 +189,14 @@ class ExactChain:
     reversible : bool
     flip_symmetric : bool
         h = 0: work in the even and odd sectors.
+    backend : str
+        "dense" or "krylov" (what "auto" chose).
+    power : int
+        Exact-kernel steps in one step of this chain (1 unless ``steps`` says otherwise).
+    krylov_log : list of dict
+        Matrix-free path: one entry per eigensolve or linear solve (sector, solver, operator
+        applications, iterations, restarts, residual, backward error, seconds); empty for the
+        dense backend.
     """
 
     def __init__(
@@ -160,17 +207,67 @@ class ExactChain:
         beta: float | None = None,
         order: Sequence[int] | None = None,
         check: bool = True,
+        backend: str = "auto",
+        steps: str | int = "kernel",
+        q: float | None = None,
+        eig_tol: float | None = None,
+        rtol: float | None = None,
+        max_memory: int | None = None,
     ) -> None:
-        _check(couplings, kernel)
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, not {backend!r}")
+        if isinstance(steps, bool) or not (
+            steps in ("kernel", "sampler") or (isinstance(steps, int | np.integer) and steps >= 1)
+        ):
+            raise ValueError(f"steps must be 'kernel', 'sampler' or an int >= 1, not {steps!r}")
+        if backend == "auto":
+            _check(couplings, kernel, max_n=MAX_KRYLOV_N)
+            backend = "krylov" if (1 << couplings.n) > KRYLOV_ABOVE else "dense"
+        if backend == "krylov" and couplings.n < 2:
+            backend = "dense"  # nothing to iterate on
+        _check(couplings, kernel, max_n=MAX_KRYLOV_N if backend == "krylov" else MAX_SPECTRA_N)
+        q = _check_q(kernel, q)
         self.couplings = couplings
         self.kernel = kernel
+        self.backend = backend
+        self.steps = steps
         self.beta = couplings.beta if beta is None else float(beta)
         n = couplings.n
         N = 1 << n
+        # exact-kernel steps per step of this chain (sampler steps: docs/diagnostics.md)
+        if steps == "sampler":
+            self.power = sampler_step_power(kernel, n)
+        else:
+            self.power = 1 if steps == "kernel" else int(steps)
+        reversible = kernel_reversible(kernel, q) or n == 1
+        flip = not np.any(couplings.h)
+        self._operator = None
+        self._krylov = None
+        if backend == "krylov":
+            from pbitsim.diagnostics import matfree
+
+            matfree.check_memory(n, flip, max_memory)
+            logp = matfree.log_weights(couplings, self.beta)
+            self._krylov = matfree.MatrixFreeKernel(
+                couplings,
+                kernel_schedule(couplings, kernel, order, q),
+                logp,
+                flip_symmetric=flip,
+                reversible=reversible,
+                power=self.power,
+                eig_tol=matfree.EIG_TOL if eig_tol is None else eig_tol,
+                rtol=matfree.SOLVE_RTOL if rtol is None else rtol,
+            )
+            self._setup(None, logp, flip=flip, reversible=reversible, check=check)
+            return
+        if kernel in ("symmetric", "sweep-mixture"):
+            raise ValueError(
+                f"the dense {kernel} chain is built by kernels.exact_chain (or use "
+                f"backend='krylov')"
+            )
         logp = -self.beta * couplings.energy(all_states(n))
         logp -= logp.max()
         logp -= np.log(np.exp(logp).sum())
-        self._operator = None
         if kernel == "random-scan":
             P = transition_matrix(couplings, kernel, beta=self.beta, sparse=True)
         elif N <= DENSE_LIMIT:
@@ -178,8 +275,14 @@ class ExactChain:
         else:
             P = None
             self._operator = transition_operator(couplings, kernel, beta=self.beta, order=order)
-        reversible = kernel == "random-scan" or n == 1
-        self._setup(P, logp, flip=not np.any(couplings.h), reversible=reversible, check=check)
+        if self.power > 1:
+            if P is None or N > DENSE_LIMIT:
+                raise NotImplementedError(
+                    f"sampler steps of a {N}-state chain: use backend='krylov'"
+                )
+            D = P.toarray() if sp.issparse(P) else P
+            P = np.linalg.matrix_power(D, self.power)
+        self._setup(P, logp, flip=flip, reversible=reversible, check=check)
 
     @classmethod
     def from_matrix(
@@ -194,7 +297,9 @@ class ExactChain:
         self.couplings = None
         self.kernel = "matrix"
         self.beta = None
+        self.backend, self.steps, self.power = "dense", "kernel", 1
         self._operator = None
+        self._krylov = None
         P = P.tocsr() if sp.issparse(P) else np.asarray(P, dtype=np.float64)
         N = P.shape[0]
         if P.shape != (N, N):
@@ -240,12 +345,28 @@ class ExactChain:
         if check:
             self._self_check()
 
+    @property
+    def krylov_log(self) -> list:
+        return [] if self._krylov is None else self._krylov.log
+
     def _asymmetry(self) -> float:
         A = self._A
         d = A - A.T
         return float(abs(d).max()) if sp.issparse(d) else float(np.abs(d).max())
 
     def _self_check(self) -> None:
+        if self._krylov is not None:
+            # A^T sqrt(p) = sqrt(p) in each sector with a stationary vector: p P = p (flip
+            # symmetry holds by construction: the sectors are only used when h = 0)
+            for s in self.sectors:
+                v0 = self._sector(s)["v0"]
+                if v0 is not None:
+                    res = self._krylov.stationarity_residual(s, v0)
+                    if res > 1e-10:
+                        raise ValueError(
+                            f"p P != p in the {s} sector (max residual {res:.3g} of sqrt(p))"
+                        )
+            return
         if self.P is not None:
             res = stationarity_residual(self.P, self.p)
         else:
@@ -338,7 +459,9 @@ class ExactChain:
     def _matvec(self, s: str, v: np.ndarray) -> np.ndarray:
         """A'_s v (deflated)."""
         sec = self._sector(s)
-        if sec["A"] is not None:
+        if self._krylov is not None:
+            out = self._krylov.apply(v, s)
+        elif sec["A"] is not None:
             out = sec["A"] @ v
         else:  # operator only: A v = sqrt(p) * P (v / sqrt(p)) in full coordinates
             full = self._from_coords(v, s)
@@ -390,7 +513,7 @@ class ExactChain:
         if not self.reversible:
             raise NotImplementedError(
                 f"mode expansion of a non-reversible kernel needs the full Schur form; the {s} "
-                f"sector has {dim} > {DENSE_LIMIT} states"
+                f"sector has {dim} > {DENSE_LIMIT} states (gaps and tau_int work matrix-free)"
             )
         k = min(dim - 1, (K or 10) + 8)
         key = ("dec-iterative", s, k)
@@ -398,7 +521,8 @@ class ExactChain:
             op = spla.LinearOperator(
                 (dim, dim), matvec=lambda v: self._matvec(s, v), dtype=np.float64
             )
-            lam, U = spla.eigsh(op, k=k, which="LM")
+            tol = 0 if self._krylov is None else self._krylov.eig_tol
+            lam, U = spla.eigsh(op, k=k, which="LM", tol=tol)
             order = np.argsort(-np.abs(lam), kind="stable")
             self._cache[key] = _modes.Decomposition(lam[order], U[:, order], None, complete=False)
         return self._cache[key]
@@ -408,6 +532,11 @@ class ExactChain:
         """The k largest |lambda| of the deflated sector matrix."""
         key = ("dec", s)
         dim = self._sector(s)["dim"]
+        if self._krylov is not None and key not in self._cache:
+            kk = ("top", s, k)
+            if kk not in self._cache:
+                self._cache[kk] = np.abs(self._krylov.top_eigenvalues(s, self._sector(s)["v0"], k))
+            return self._cache[kk]
         if key in self._cache or (dim <= ITERATIVE_GAP_DIM and self._sector(s)["A"] is not None):
             return np.abs(self._decomposition(s).lam[:k])
         if dim - 2 < k:
@@ -426,7 +555,13 @@ class ExactChain:
         """
         parts = []
         for s in self._expand(sector):
-            lam = self._decomposition(s).lam
+            dec = self._decomposition(s)
+            if not dec.complete:
+                raise NotImplementedError(
+                    f"the full spectrum of the {s} sector ({self._sector(s)['dim']} states) is "
+                    f"not computed matrix-free; use spectral_gap or mode_expansion"
+                )
+            lam = dec.lam
             if self._sector(s)["v0"] is not None:  # undo the deflation: one 0 back to 1
                 drop = int(np.argmin(np.abs(lam)))
                 lam = np.concatenate([[1.0], np.delete(lam, drop)])
@@ -473,6 +608,8 @@ class ExactChain:
         """(I - A'_s)^{-1} u: the A-picture fundamental matrix applied to centred u."""
         sec = self._sector(s)
         key = ("z", s)
+        if self._krylov is not None:
+            return self._krylov.solve(s, sec["v0"], u)
         if sec["A"] is None:
             raise NotImplementedError("exact tau of a large sweep kernel is not implemented")
         if sec["dim"] <= DENSE_LIMIT:
@@ -505,8 +642,12 @@ class ExactChain:
         parts, single, var = self._per_sector(f)
         total = np.zeros_like(var)
         for s, us in parts:
-            if np.any(us):
-                total += np.sum(us * self._solve_z(s, us), axis=0)
+            # a sector component at rounding level (an even f's odd part, ~1e-14 of f from the
+            # rounding of log p) has nothing to solve: below 1e-20 of Var f it changes tau by
+            # less than 1e-20 tau_sector / tau
+            keep = np.sum(us * us, axis=0) > 1e-20 * var
+            if np.any(keep):
+                total[keep] += np.sum(us[:, keep] * self._solve_z(s, us[:, keep]), axis=0)
         with np.errstate(invalid="ignore", divide="ignore"):
             tau = (2.0 * total - var) / var
         return float(tau[0]) if single else tau
