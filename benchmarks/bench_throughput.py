@@ -20,7 +20,8 @@ the cores the sampler keeps busy (CPU/wall on its run, at most the core count). 
 peers use the idle-machine estimates. Also: wall time of a first ``pbitsim.sample`` of a 100-spin
 model in a fresh Python process with a warm Numba cache; what a small call costs beyond its spin
 updates (``bench_small_calls.py``); loading and sampling a 10^6-spin model
-(``bench_large_models.py``). The machine line is read from the machine (``/proc/cpuinfo``,
+(``bench_large_models.py``); the hardware-faithful model at 64 replicas
+(``bench_hardware_model.py``). The machine line is read from the machine (``/proc/cpuinfo``,
 ``lscpu``), never typed in.
 
 A peer that is not installed (dwave-neal, thrml: the ``[bench]`` extra) is skipped with a note,
@@ -260,7 +261,8 @@ def machine() -> str:
 
 
 def extra_sections(quick: bool, loads: list[float]) -> str:
-    """Small calls and large models (the other two benchmarks' figures), as markdown."""
+    """Small calls, large models and the hardware model (the other benchmarks' figures), as
+    markdown."""
     import bench_large_models as large
     import bench_small_calls as small
 
@@ -301,7 +303,31 @@ def extra_sections(quick: bool, loads: list[float]) -> str:
             f"{scale[64]:.2f} |"
         )
     loads.append(load())
+    out += hardware_model_rows()
+    loads.append(load())
     return "\n".join(out)
+
+
+def hardware_model_rows() -> list[str]:
+    """The hardware-faithful model against the chromatic kernel at 64 replicas, every schedule,
+    on the lattice (``bench_hardware_model.py`` has the full table)."""
+    import bench_hardware_model as hm
+
+    name, c = next(iter(hm.workloads(True).items()))
+    out = [
+        "",
+        f"Hardware-faithful model against the chromatic kernel, 64 replicas, {name} (paired "
+        "wall ratios, median of 3; `bench_hardware_model.py` for 1 and 8 replicas and the "
+        "3-regular graph):",
+        "",
+        "| design | schedule | hardware flips/CPU-ns | x chromatic |",
+        "|---|---|---:|---:|",
+    ]
+    for preset in hm.PRESETS:
+        for schedule in hm.SCHEDULES:
+            r = hm.measure(c, preset, schedule, 64, 3e7, 3)
+            out.append(f"| {preset} | {schedule} | {r['hardware cpu']:.3f} | {r['ratio']:.2f} |")
+    return out
 
 
 def load() -> float:
