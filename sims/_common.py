@@ -16,20 +16,14 @@ from pathlib import Path
 
 import numpy as np
 
+from pbitsim.blas import blas_threads
+
 HERE = Path(__file__).resolve().parent
 
 
-def _single_threaded_blas() -> None:
-    """Dense eigen-solves of a few hundred states run ~10x slower with OpenBLAS threads fighting
-    over a busy 2-core machine than single-threaded, so keep BLAS to one thread."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - scikit-learn brings threadpoolctl
-        return
-    threadpool_limits(limits=1, user_api="blas")
-
-
-_single_threaded_blas()
+# Dense eigen-solves of a few hundred states run ~10x slower with OpenBLAS threads fighting
+# over a busy 2-core machine than single-threaded, so keep BLAS to one thread.
+blas_threads(1)
 
 
 def parser(doc: str, name: str) -> argparse.ArgumentParser:

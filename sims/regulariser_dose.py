@@ -38,7 +38,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-from threadpoolctl import threadpool_limits
+
+from pbitsim.blas import blas_threads
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as cm  # noqa: E402
@@ -202,7 +203,7 @@ def main(argv=None) -> dict:
     cm.quiet_warnings()
     # scipy.linalg loads its own BLAS after _common limited the threads: limit it too (many
     # small solves, which threads on a shared 2-core machine only slow down)
-    threadpool_limits(limits=1, user_api="blas")
+    blas_threads(1)
     out = cm.outdir(args, NAME)
     t0 = time.time()
     cfg = QUICK if args.quick else FULL

@@ -45,7 +45,6 @@ records its counts in :attr:`MatrixFreeKernel.log`.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import time
 
@@ -54,6 +53,7 @@ import numpy as np
 import scipy.sparse.linalg as spla
 from scipy.special import expit
 
+from pbitsim.blas import blas_threads
 from pbitsim.couplings import Couplings
 
 __all__ = [
@@ -76,17 +76,6 @@ GMRES_RESTART = 40
 REFINEMENTS = 3
 #: Operator applications allowed per solve before a KrylovError.
 MAX_MATVECS = 200_000
-
-
-def _one_blas_thread():
-    """BLAS on one thread for the solvers' level-1 work on vectors of <= 2**n: OpenBLAS threads
-    that spin-wait between these small calls made ARPACK and CG 10x slower on a busy 2-core
-    machine (measured at n = 14). threadpoolctl comes with scikit-learn; without it, no limit."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover (a speed-up only)
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=1, user_api="blas")
 
 
 class KrylovError(RuntimeError):
@@ -396,7 +385,7 @@ class MatrixFreeKernel:
             start -= v0 * (v0 @ start)
         kw = dict(k=k_req, which="LM", ncv=ncv, tol=self.eig_tol, v0=start, maxiter=MAX_MATVECS)
         try:
-            with _one_blas_thread():
+            with blas_threads(1):
                 if self.reversible:
                     lam = spla.eigsh(op, return_eigenvectors=False, **kw)
                 else:
@@ -438,7 +427,7 @@ class MatrixFreeKernel:
 
         t0 = time.perf_counter()
         g = None
-        with _one_blas_thread():
+        with blas_threads(1):
             # The solver's recursive residual drifts from the true one when I - A' is
             # ill-conditioned (slow modes): restart from the solution (iterative refinement) until
             # the true residual meets the tolerance.

@@ -40,6 +40,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.fft
 
+from pbitsim.blas import blas_threads
 from pbitsim.couplings import Couplings
 from pbitsim.diagnostics.autocorr import (
     AutocorrWarning,
@@ -710,19 +711,6 @@ def _edge_mean(pairs: np.ndarray):
     return mean
 
 
-def _one_blas_thread():
-    """A context limiting BLAS to one thread (the small products here lose far more to a
-    second thread's start-up on a busy machine than they gain), or nothing without
-    threadpoolctl (it comes with scikit-learn)."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover
-        import contextlib
-
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=1, user_api="blas")
-
-
 def diagnose_streaming(
     samples: Samples,
     couplings: Couplings | None = None,
@@ -824,7 +812,7 @@ def diagnose_streaming(
             f"streamed in chunks of {p.chunk} draws, autocovariance to lag {p.max_lag} "
             f"(memory budget {memory / 2**20:.0f} MiB)"
         )
-        with warnings.catch_warnings(record=True) as caught, _one_blas_thread():
+        with warnings.catch_warnings(record=True) as caught, blas_threads(1):
             warnings.simplefilter("always", AutocorrWarning)
             taus = stream_taus(
                 groups,
@@ -870,7 +858,7 @@ def diagnose_streaming(
                     done()
                     return out
 
-                with _one_blas_thread():
+                with blas_threads(1):
                     g[i] = tgt - batch_sums(read, nb, b, pairs, False, chunk=step) / b
             g = g.reshape(R * nb, m)
             if data is not None:

@@ -59,6 +59,7 @@ from pbitsim.couplings import Couplings
 from pbitsim.rng import splitmix64
 from pbitsim.sampling import Runner, register_method
 from pbitsim.sim.jit import splitmix64_next, uniform53
+from pbitsim.sim.threads import run_blocks
 
 __all__ = ["AsyncRunner", "MODES"]
 
@@ -411,16 +412,8 @@ def _run(threads: int, replicas: int, firings: float, *args) -> None:
     if threads <= 1 or firings < _ONE_THREAD_BELOW:
         _run_block(0, replicas, *args)
         return
-    from pbitsim.sim.gibbs_kernels import _workers
-
     bounds = [replicas * k // threads for k in range(threads + 1)]
-    pool = _workers(threads)
-    futures = [pool.submit(_run_block, bounds[k], bounds[k + 1], *args) for k in range(1, threads)]
-    try:
-        _run_block(bounds[0], bounds[1], *args)
-    finally:
-        for fu in futures:
-            fu.result()
+    run_blocks(lambda k: _run_block(bounds[k], bounds[k + 1], *args), threads, threads)
 
 
 @register_method("async")

@@ -30,13 +30,13 @@ from __future__ import annotations
 
 import functools
 import math
-import threading
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic, overload
+
+from pbitsim.sim.threads import run_blocks
 
 __all__ = ["run", "energies_of", "fma32", "xoshiro128p_step", "tanh_accept"]
 
@@ -593,22 +593,6 @@ def _block_function(kern: int):
     return _block_kernel(kern)
 
 
-#: the threads that run blocks beside the calling one, made on the first multi-thread call
-_pool: tuple[ThreadPoolExecutor, int] | None = None
-_pool_lock = threading.Lock()
-
-
-def _workers(threads: int) -> ThreadPoolExecutor:
-    """A pool of at least ``threads - 1`` threads (kept for the process: starting threads per
-    call would cost what the pool saves)."""
-    global _pool
-    with _pool_lock:
-        if _pool is None or _pool[1] < threads - 1:
-            pool = ThreadPoolExecutor(threads - 1, thread_name_prefix="pbitsim-gibbs")
-            _pool = (pool, threads - 1)
-        return _pool[0]
-
-
 def run(
     S,
     rng,
@@ -661,20 +645,8 @@ def run(
         dirs = np.zeros((0, 4), np.uint32)
     rest = (lay, ladder, betaf, temp, pt, t0, nsteps, swap_every, thin, record, out, out_e, out_w)
     rest += (float(q), dirs)
-    if threads <= 1 or nblocks == 1:
-        for bi in range(nblocks):
-            _block_function(int(kernels[bi]))(S, rng, bounds[bi], bounds[bi + 1], *rest)
-        return
 
-    def share(first: int) -> None:
-        for bi in range(first, nblocks, threads):
-            _block_function(int(kernels[bi]))(S, rng, bounds[bi], bounds[bi + 1], *rest)
+    def block(bi: int) -> None:
+        _block_function(int(kernels[bi]))(S, rng, bounds[bi], bounds[bi + 1], *rest)
 
-    threads = min(int(threads), nblocks)
-    pool = _workers(threads)
-    futures = [pool.submit(share, t) for t in range(1, threads)]
-    try:
-        share(0)
-    finally:
-        for fu in futures:  # every block has finished (or failed) before the call returns
-            fu.result()
+    run_blocks(block, nblocks, threads)

@@ -44,6 +44,7 @@ import numpy as np
 from pbitsim.board.design import ENABLE_BITS
 from pbitsim.sim.async_rules import RANDOM as _RANDOM
 from pbitsim.sim.jit import counter_tick, decide_spin, enable_acts, rng_next, rng_output, saturate
+from pbitsim.sim.threads import run_blocks
 
 __all__ = ["LaneState", "lanes_layout", "block_bounds", "run_chromatic", "run_uncoloured"]
 
@@ -458,28 +459,6 @@ def _uncoloured_block(
 # --------------------------------------------------------------------------------------------
 
 
-def _run_blocks(block, nblocks: int, threads: int) -> None:
-    """block(b) for every block b, on ``threads`` threads (the calling one included)."""
-    if threads <= 1 or nblocks == 1:
-        for b in range(nblocks):
-            block(b)
-        return
-    from pbitsim.sim.gibbs_kernels import _workers  # the exact samplers' thread pool
-
-    def share(first: int) -> None:
-        for b in range(first, nblocks, threads):
-            block(b)
-
-    threads = min(int(threads), nblocks)
-    pool = _workers(threads)
-    futures = [pool.submit(share, t) for t in range(1, threads)]
-    try:
-        share(0)
-    finally:
-        for fu in futures:  # every block has finished (or failed) before the call returns
-            fu.result()
-
-
 def run_chromatic(args: tuple, lanes: LaneState, cycle0: int, ncycles: int, stride: int, out,
                   threads: int = 1) -> None:  # fmt: skip
     """Run the chromatic schedule on every block of ``lanes``.
@@ -492,7 +471,7 @@ def run_chromatic(args: tuple, lanes: LaneState, cycle0: int, ncycles: int, stri
         r0 = lanes.bounds[b]
         _chromatic_block(*args, lanes.H[b], lanes.G[b], r0, cycle0, ncycles, stride, out)
 
-    _run_blocks(block, len(lanes.bounds) - 1, threads)
+    run_blocks(block, len(lanes.bounds) - 1, threads)
 
 
 def run_uncoloured(args: tuple, lanes: LaneState, cycle0: int, ncycles: int, stride: int, out,
@@ -505,4 +484,4 @@ def run_uncoloured(args: tuple, lanes: LaneState, cycle0: int, ncycles: int, str
         H, G, E, K = lanes.H[b], lanes.G[b], lanes.E[b], lanes.K[b]
         _uncoloured_block(*args, H, G, E, K, lanes.bounds[b], cycle0, ncycles, stride, out)
 
-    _run_blocks(block, len(lanes.bounds) - 1, threads)
+    run_blocks(block, len(lanes.bounds) - 1, threads)

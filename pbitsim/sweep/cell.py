@@ -110,12 +110,9 @@ def _threads(threads: int):
     import numba
 
     numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))  # this thread
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - scikit-learn brings threadpoolctl
-        yield numba.get_num_threads()
-        return
-    with threadpool_limits(limits=threads):
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=threads):  # every pool (BLAS, OpenMP), not only BLAS
         yield numba.get_num_threads()
 
 
