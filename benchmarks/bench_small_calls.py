@@ -10,8 +10,11 @@ other people's load hardly changes):
   training loop rebuilds its model each step (the topology is recognised, only the values are
   checked), and ``replace(data=...)``;
 * ``load``: ``runner.load(couplings)``;
-* ``draw``: ``runner.draw(10)``, and the 10 sweeps themselves (from a 2,000-sweep call);
-* ``total``: build + load + draw, and what it costs beyond the 10 sweeps.
+* ``draw``: ``runner.draw(10)``, and the 10 sweeps themselves (from a 2,000-sweep call on the
+  calling thread); ``spins only``: the same with ``record_energies = False``, as ``pbitsim
+  train``'s PCD steps draw (no energy per draw);
+* ``total``: build + load + draw, and what it costs beyond the 10 sweeps (with and without the
+  energies).
 
 Then a 5-step call on 2 threads against 1 thread, wall time (what a busy machine's scheduler
 does to a woken thread), and with ``--train`` the profile of ``pbitsim train``'s default run
@@ -51,9 +54,17 @@ def small_calls(replicas=(1, 64), calls: int = 500) -> list[dict]:
         return Couplings(c.indptr.copy(), c.indices.copy(), datas[i], c.h, c.beta, c.coloring)
 
     def one(R: int) -> dict:
+        from pbitsim.sim import gibbs
+
         r = open_runner(c, "chromatic", R, seed=1)
         r.draw(10)
-        sweep = _median_us(lambda i: r.advance(2000), 1) / 2000
+        # the sweeps on the calling thread, as the short calls run (a 2000-sweep call would
+        # otherwise go to the thread pool, whose CPU time is not the short call's)
+        saved, gibbs._ONE_THREAD_BELOW = gibbs._ONE_THREAD_BELOW, 1 << 62
+        try:
+            sweep = _median_us(lambda i: r.advance(2000), 1) / 2000
+        finally:
+            gibbs._ONE_THREAD_BELOW = saved
         built = [fresh(i) for i in range(calls)]
         row = {
             "replicas": R,
@@ -64,7 +75,12 @@ def small_calls(replicas=(1, 64), calls: int = 500) -> list[dict]:
             "draw": _median_us(lambda i: r.draw(10), calls),
             "total": _median_us(lambda i: (r.load(fresh(i)), r.draw(10)), calls),
         }
+        # what a PCD step does (pbitsim train): the spins only, no energies
+        r.record_energies = False
+        row["draw_spins"] = _median_us(lambda i: r.draw(10), calls)
+        row["total_spins"] = _median_us(lambda i: (r.load(fresh(i)), r.draw(10)), calls)
         row["beyond"] = row["total"] - row["sweeps10"]
+        row["beyond_spins"] = row["total_spins"] - row["sweeps10"]
         r.close()
         return row
 
@@ -149,8 +165,10 @@ def main() -> None:
     for r in small_calls():
         print(
             f"  R={r['replicas']:>3}: 10 sweeps {r['sweeps10']:.1f}, build {r['build']:.1f} "
-            f"(replace {r['replace']:.1f}), load {r['load']:.1f}, draw(10) {r['draw']:.1f}; "
-            f"build+load+draw {r['total']:.1f} = {r['beyond']:.1f} beyond the sweeps"
+            f"(replace {r['replace']:.1f}), load {r['load']:.1f}, draw(10) {r['draw']:.1f} "
+            f"(spins only {r['draw_spins']:.1f})\n"
+            f"         build+load+draw {r['total']:.1f} = {r['beyond']:.1f} beyond the sweeps; "
+            f"spins only (PCD) {r['total_spins']:.1f} = {r['beyond_spins']:.1f} beyond"
         )
     t = short_call_threads()
     print(

@@ -15,6 +15,7 @@ with weight 0 is still part of the topology (a trained weight may become non-zer
 from __future__ import annotations
 
 import hashlib
+import math
 import operator
 import struct
 import weakref
@@ -33,6 +34,11 @@ class CouplingsError(ValueError):
 
 
 def _finite(name: str, x: np.ndarray) -> None:
+    # A finite sum means every term is finite (NaN and inf propagate): one pass, no temporary;
+    # only a sum that overflowed needs the element-wise look (a small model rebuilt each PCD
+    # step pays microseconds per check)
+    if math.isfinite(np.add.reduce(x, axis=None)):
+        return
     if not np.isfinite(x).all():
         bad = np.flatnonzero(~np.isfinite(np.asarray(x).ravel()))
         raise CouplingsError(f"{name} contains NaN or inf (first at flat index {int(bad[0])})")
@@ -131,9 +137,17 @@ class _Asymmetric(Exception):
     """Internal: a column holds more or fewer entries than the row of the same index."""
 
 
+#: arrays up to this many elements compare as bytes (a copy each, 5x faster than a == b there)
+_BYTES_COMPARE = 1 << 16
+
+
 def _same(a: np.ndarray, b: np.ndarray) -> bool:
     """Equal shapes and values (np.array_equal without its checks: a few µs on small arrays)."""
-    return a.shape == b.shape and bool((a == b).all())
+    if a.shape != b.shape:
+        return False
+    if a.dtype == b.dtype and a.dtype.kind in "iub" and a.size <= _BYTES_COMPARE:
+        return a.tobytes() == b.tobytes()  # equal integers are equal bytes
+    return bool((a == b).all())
 
 
 def _sha256(parts) -> str:
@@ -274,7 +288,7 @@ def _check_beta(beta) -> float:
         b = float(beta)
     except (TypeError, ValueError):
         raise CouplingsError(f"beta must be a number, not {beta!r}") from None
-    if not np.isfinite(b) or b <= 0:
+    if not math.isfinite(b) or b <= 0:
         raise CouplingsError(f"beta must be finite and > 0, not {beta!r}")
     return b
 
@@ -423,7 +437,9 @@ class Couplings:
                     f"{len(topo.indices)} indices, {len(data)} values"
                 )
             _finite("J", data)
-            if not (data[topo.tperm] == data).all():
+            mirror = data.take(topo.tperm)
+            # equal bytes are equal values; unequal bytes may still be (0.0 and -0.0)
+            if not (mirror.tobytes() == data.tobytes() or (mirror == data).all()):
                 raise _asymmetry(topo.indptr, topo.indices, data)
             h, beta = self._fields(h, n), _check_beta(beta)
         self._topology = topo

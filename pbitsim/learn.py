@@ -387,12 +387,23 @@ def _check_rows(runner: Runner, chains: int) -> None:
 
 def _train(model, data, runner, config, rng, checkpoint_dir, progress, callback):
     """The epochs of :func:`train` on an open runner."""
+    name = runner.method_name or type(runner).__name__
+    # PCD uses the chains' spins only: their energies would cost a runner work on every draw
+    # (the caller's setting comes back at the end)
+    saved_energies, runner.record_energies = runner.record_energies, False
+    try:
+        return _epochs(model, data, runner, config, rng, checkpoint_dir, progress, callback, name)
+    finally:
+        runner.record_energies = saved_energies
+
+
+def _epochs(model, data, runner, config, rng, checkpoint_dir, progress, callback, name):
+    """The epochs of :func:`_train` (``name``: the sampler's, for messages)."""
     from tqdm.auto import tqdm
 
     from pbitsim.diagnostics.autocorr import integrated_time
     from pbitsim.diagnostics.q import q_from_estimates
 
-    name = runner.method_name or type(runner).__name__
     history: list[EpochRecord] = []
     nv = model.n_visible
     batches = max(1, len(data) // config.batch_size)

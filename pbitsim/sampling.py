@@ -172,6 +172,11 @@ class Runner(ABC):
         """Rows of the arrays :meth:`draw` returns."""
         return self.replicas
 
+    #: whether :meth:`draw` also records each draw's energy (``draw_info()["energies"]``).
+    #: A loop that needs the spins only (a PCD step) may set it False; a runner whose energies
+    #: cost nothing may ignore it. :func:`sample` leaves it True.
+    record_energies: bool = True
+
     def draw_info(self) -> dict:
         """Per-draw arrays (output_replicas, k, ...) of the last :meth:`draw` call."""
         return {}

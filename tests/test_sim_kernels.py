@@ -125,6 +125,39 @@ def test_kernels_agree(method, name, pt, monkeypatch):
     np.testing.assert_array_equal(by_replicas, run(c, method, **kw))
 
 
+@pytest.mark.parametrize("pt", [False, True])
+@pytest.mark.parametrize("name", ["lattice", "regular"])
+def test_word_recording_agrees(name, pt, monkeypatch):
+    """Blocks of a multiple of 8 columns record 8 x 8 tiles as words (every tile of the regular
+    graph's 200 sites, 4 ragged sites of the lattice's 60, tempering's rows by rung): the same
+    spins, energies and walkers as the column kernels' byte-at-a-time recording."""
+    c, kw = CASES[name], PT if pt else {}
+    replicas = 8 if pt else 16  # 24 or 16 columns in one block
+
+    def one(below):
+        monkeypatch.setattr(gibbs, "_COLUMN_KERNELS_BELOW", below)
+        s = pbitsim.sample(c, 12, method="chromatic", replicas=replicas, thin=3, seed=4, **kw)
+        return s.spins, s.info["energies"], s.info.get("walker_index")
+
+    words, columns = one(0), one(10**9)
+    for a, b in zip(words, columns, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("pt", [False, True])
+def test_draws_without_energies(pt):
+    """``record_energies = False`` (what PCD sets) gives the same spins and no energies; tempering
+    keeps them (its swaps need them)."""
+    c, kw = CASES["regular"], PT if pt else {}
+    cls = pbitsim.sampling.get_method("chromatic")
+    a, b = cls(c, replicas=16, seed=3, **kw), cls(c, replicas=16, seed=3, **kw)
+    b.record_energies = False
+    np.testing.assert_array_equal(a.draw(6, thin=2), b.draw(6, thin=2))
+    assert ("energies" in b.draw_info()) == pt
+    if pt:
+        np.testing.assert_array_equal(a.draw_info()["energies"], b.draw_info()["energies"])
+
+
 @pytest.mark.parametrize("method", SCHEMES)
 def test_chunking_does_not_change_samples(method):
     c = CASES["regular"]

@@ -382,10 +382,12 @@ class GibbsRunner(Runner):
         scheduler slice (milliseconds), which a short call (a PCD step, a board-sized model)
         never earns back. Results do not depend on it.
         """
+        work = self._rows * steps * (self.couplings.n + self.couplings.nnz)
+        if work < _ONE_THREAD_BELOW:
+            return 1
         from numba import get_num_threads
 
-        work = self._rows * steps * (self.couplings.n + self.couplings.nnz)
-        return 1 if work < _ONE_THREAD_BELOW else get_num_threads()
+        return get_num_threads()
 
     def _plan(self, threads: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Column blocks (whole chains) for ``threads`` threads (default: Numba's count) and the
@@ -418,6 +420,8 @@ class GibbsRunner(Runner):
             )
         k = steps // thin if record else 0
         n = self.couplings.n
+        # tempering needs every draw's energies for its swaps; a plain run only when asked
+        energies = self._K > 1 or self.record_energies
         out = np.empty((self._rows, k, n), np.int8)
         out_e = np.empty((self._rows, k))
         out_w = np.empty((self._rows, k), np.int32)
@@ -448,9 +452,11 @@ class GibbsRunner(Runner):
                 threads,
                 self._q,
                 self._dirs,
+                energies,
+                self._pos_of,
             )
             self._t += steps
-        self._last_info = {"energies": out_e}
+        self._last_info = {"energies": out_e} if energies else {}
         if self._K > 1:
             self._last_info["walker_index"] = out_w
         return out
