@@ -244,3 +244,13 @@ def test_train_rejects_bad_data():
         train(model, np.ones((10, 7), np.int8), progress=False)
     with pytest.raises(ValueError, match="spins"):
         train(model, np.zeros((10, 8), np.int8), progress=False)
+
+
+def test_log2cosh_agrees_with_logaddexp():
+    """The fast log(2 cosh x) of the exact likelihood, against np.logaddexp(x, -x), to 2 ulp,
+    from tiny to huge |x| (where a plain log(2 * cosh(x)) overflows)."""
+    from pbitsim.learn import _log2cosh
+
+    x = np.concatenate([np.linspace(-40, 40, 100_001), [0.0, 1e-300, -1e300, 1e300, 710.0]])
+    want = np.logaddexp(x, -x)
+    np.testing.assert_allclose(_log2cosh(x), want, rtol=4.5e-16, atol=0)
