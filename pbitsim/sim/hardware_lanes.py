@@ -43,6 +43,7 @@ import numpy as np
 
 from pbitsim.board.design import ENABLE_BITS
 from pbitsim.sim.async_rules import RANDOM as _RANDOM
+from pbitsim.sim.byte_tiles import transpose8
 from pbitsim.sim.jit import counter_tick, decide_spin, enable_acts, rng_next, rng_output, saturate
 from pbitsim.sim.threads import run_blocks
 
@@ -67,9 +68,6 @@ _DEBRUIJN = np.zeros(64, np.int64)
 _DEBRUIJN[(((_U1 << np.arange(64, dtype=np.uint64)) * _DEBRUIJN_MUL) >> _U58).astype(np.int64)] = (
     np.arange(64)
 )
-_S8, _S16, _S32 = np.uint64(8), np.uint64(16), np.uint64(32)
-_M8, _M16, _M32 = (np.uint64(0x00FF00FF00FF00FF), np.uint64(0x0000FFFF0000FFFF),
-                   np.uint64(0x00000000FFFFFFFF))  # fmt: skip
 
 
 # --------------------------------------------------------------------------------------------
@@ -135,20 +133,13 @@ def _scatter_lanes(src, perm, r0, dst):
                 row[perm[p]] = src[p, j]
 
 
-@nb.njit(cache=True, nogil=True, inline="always")
-def _swap(a, b, shift, mask):
-    """One stage of the 8 x 8 byte transpose: a's high halves of each 2**k-byte pair with b's
-    low halves."""
-    t = ((a >> shift) ^ b) & mask
-    return a ^ (t << shift), b ^ t
-
-
 @nb.njit(cache=True, nogil=True)
 def _record(Hc, r0, d, out):
     """out[r0 + j, d, i] = Hc[i, j]: the spins of every lane after a recorded cycle.
 
-    Tiles of 8 p-bits x 8 lanes are transposed as eight uint64 words in three swap stages (a
-    byte at a time is several times slower); ragged edges go a byte at a time.
+    Tiles of 8 p-bits x 8 lanes are transposed as eight uint64 words
+    (:func:`pbitsim.sim.byte_tiles.transpose8`; a byte at a time is several times slower);
+    ragged edges go a byte at a time.
     """
     n = out.shape[2]
     m = Hc.shape[1]
@@ -159,18 +150,10 @@ def _record(Hc, r0, d, out):
         for ib in range(n8 // 8):
             i0 = 8 * ib
             for jb in range(m // 8):
-                a0, a1 = _swap(H8[i0, jb], H8[i0 + 1, jb], _S8, _M8)
-                a2, a3 = _swap(H8[i0 + 2, jb], H8[i0 + 3, jb], _S8, _M8)
-                a4, a5 = _swap(H8[i0 + 4, jb], H8[i0 + 5, jb], _S8, _M8)
-                a6, a7 = _swap(H8[i0 + 6, jb], H8[i0 + 7, jb], _S8, _M8)
-                a0, a2 = _swap(a0, a2, _S16, _M16)
-                a1, a3 = _swap(a1, a3, _S16, _M16)
-                a4, a6 = _swap(a4, a6, _S16, _M16)
-                a5, a7 = _swap(a5, a7, _S16, _M16)
-                a0, a4 = _swap(a0, a4, _S32, _M32)
-                a1, a5 = _swap(a1, a5, _S32, _M32)
-                a2, a6 = _swap(a2, a6, _S32, _M32)
-                a3, a7 = _swap(a3, a7, _S32, _M32)
+                a0, a1, a2, a3, a4, a5, a6, a7 = transpose8(
+                    H8[i0, jb], H8[i0 + 1, jb], H8[i0 + 2, jb], H8[i0 + 3, jb],
+                    H8[i0 + 4, jb], H8[i0 + 5, jb], H8[i0 + 6, jb], H8[i0 + 7, jb],
+                )  # fmt: skip
                 r = r0 + 8 * jb
                 O8[r, d, ib] = a0
                 O8[r + 1, d, ib] = a1
