@@ -20,6 +20,8 @@ Optional, with defaults in :class:`Runner`:
   per chain and rung).
 * ``draw_info()``: per-draw arrays of the last ``draw`` call, each (output_replicas, k, ...), e.g.
   ``energies``; ``sample`` concatenates them along the draws into ``Samples.info``.
+* ``record_energies`` (default True): a caller that needs the spins only (a PCD step) sets it
+  False, and a runner whose energies cost work may then leave them out of ``draw_info()``.
 * ``begin(steps)``: called by ``sample`` once before burn-in with the run's total steps
   (burn_in + sweeps), e.g. for an annealing ramp over the whole run.
 * ``_load(couplings)``: take new values (J, h, beta) on the same topology without resetting the
@@ -174,7 +176,7 @@ class Runner(ABC):
 
     #: whether :meth:`draw` also records each draw's energy (``draw_info()["energies"]``).
     #: A loop that needs the spins only (a PCD step) may set it False; a runner whose energies
-    #: cost nothing may ignore it. :func:`sample` leaves it True.
+    #: cost nothing may ignore it. :func:`sample` sets it True for its run (and then back).
     record_energies: bool = True
 
     def draw_info(self) -> dict:
@@ -635,6 +637,9 @@ def _run(runner, name, seed, sweeps, burn_in, thin, out, progress, chunk_draws, 
         bar = stack.enter_context(
             tqdm(total=burn_in + sweeps, unit="step", disable=not progress, leave=False)
         )
+        # Samples always carry the energies, whatever a held runner's caller chose
+        stack.callback(setattr, runner, "record_energies", runner.record_energies)
+        runner.record_energies = True
         for done in range(0, burn_in, chunk * thin):
             k = min(chunk * thin, burn_in - done)
             runner.advance(k)

@@ -199,3 +199,14 @@ def test_acceptance_probability_is_tanh():
         N = s.size
         sd = np.sqrt(p * (1 - p) / N) + 1 / N
         assert abs((s > 0).mean() - p) < 5 * sd, bh
+
+
+def test_sample_records_energies_of_a_held_runner_without_them():
+    """``sample`` on a held runner whose caller turned the energies off still returns them, and
+    gives the caller's setting back."""
+    c = CASES["regular"]
+    with pbitsim.open_runner(c, "chromatic", 16, seed=2) as r:
+        r.record_energies = False
+        s = pbitsim.sample(c, 4, method=r)
+        assert r.record_energies is False
+    np.testing.assert_allclose(s.info["energies"], c.energy(s.spins), rtol=0, atol=1e-9)
