@@ -82,15 +82,27 @@ def _mix(z: int) -> int:
 
 
 def reference_async(
-    c, replicas, seed, ticks, stride, p=0.1, mode="poisson", period=8.0, jitter=0.5, delay=0
+    c,
+    replicas,
+    seed,
+    ticks,
+    stride,
+    p=0.1,
+    mode="poisson",
+    period=8.0,
+    jitter=0.5,
+    delay=0,
+    with_counts=False,
 ):
     """The module docstring's rules, written out: every tick, every p-bit's time is compared
     (index order); each firing draws its spin's uniform, then its waiting time's, from the
-    replica's splitmix64 stream; math.tanh and math.log every time."""
+    replica's splitmix64 stream; math.tanh and math.log every time. With ``with_counts``, also
+    each p-bit's number of firings, (replicas, n)."""
     n = c.n
     ip, ix, dv, h = c.indptr, c.indices, c.data, c.h
     per = np.broadcast_to(np.asarray(period, float), (n,))
     out = np.empty((replicas, ticks // stride, n), np.int8)
+    counts = np.zeros((replicas, n), np.int64)
     for r in range(replicas):
         state = prng.splitmix64(seed, r)
 
@@ -124,10 +136,11 @@ def reference_async(
                     field += dv[q] * old[ix[q]]
                 new[i] = 1 if uniform() < 0.5 * (1.0 + math.tanh(c.beta * field)) else -1
                 nxt[i] = wait(nxt[i], t, i)
+                counts[r, i] += 1
             hist[t % (delay + 1)] = new
             if t % stride == 0:
                 out[r, t // stride - 1] = new
-    return out
+    return (out, counts) if with_counts else out
 
 
 @pytest.mark.parametrize(
@@ -148,6 +161,58 @@ def test_async_matches_a_plain_transcription_of_its_rules(options):
     got = run.draw(6)
     kw = {k: v for k, v in options.items()}
     np.testing.assert_array_equal(got, reference_async(c, 2, 21, ticks, stride, **kw))
+
+
+def _star(n):
+    """A hub coupled to n - 1 leaves: padding every row to the hub's degree would cost n times
+    the couplings, so its fields are summed over the CSR rows."""
+    return pbitsim.Couplings.from_edges(
+        n, [(0, j, 0.4 * (-1) ** j) for j in range(1, n)], h=0.2 * np.cos(np.arange(n)), beta=1.3
+    )
+
+
+@pytest.mark.parametrize("p", [0.1, 0.9])
+@pytest.mark.parametrize("name", ["lattice", "star"])
+def test_async_long_run_counts_and_laps(monkeypatch, name, p):
+    """Many laps of the timing wheel (a small one: at p = 0.1 most waits pass through the
+    overflow list), counts carried over the 8-bit counters' flushes (every 255 ticks: at p = 0.9
+    a p-bit fires about 300 times in the last call), calls of uneven lengths: samples and firing
+    counts equal the transcription's."""
+    c = models.lattice_2d(3, 4, beta=0.7, h=0.1) if name == "lattice" else _star(9)
+    rows = async_.padded_rows(c)[0]
+    assert (rows.shape[0] == c.n) == (name == "lattice")  # both ways of summing a field
+    run = AsyncRunner(c, replicas=2, seed=13, p=p)
+    tps = run.ticks_per_step
+    monkeypatch.setattr(async_, "wheel_slots", lambda mean, n: 8)
+    got = np.concatenate([run.draw(ticks // tps) for ticks in (70, 10, 330)], axis=1)
+    want, counts = reference_async(c, 2, 13, 410, tps, p=p, with_counts=True)
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(run._counts, counts)
+    assert counts.max() > 300 or p < 0.5  # the flushes are needed
+    np.testing.assert_allclose(run.info()["updates_per_step"], counts.mean(axis=0) / (410 / tps))
+
+
+def test_padded_rows_hold_the_csr_rows_in_order():
+    c = models.spin_glass(11, p=0.4, seed=3, field=0.2)
+    nbr, w = async_.padded_rows(c)
+    assert nbr.dtype == np.uint32 and w.dtype == np.float64
+    degree = np.diff(c.indptr)
+    assert nbr.shape == w.shape == (c.n, degree.max())
+    for i in range(c.n):
+        row = slice(c.indptr[i], c.indptr[i + 1])
+        np.testing.assert_array_equal(nbr[i, : degree[i]], c.indices[row])
+        np.testing.assert_array_equal(w[i, : degree[i]], c.data[row])
+        assert np.all(nbr[i, degree[i] :] == i) and np.all(w[i, degree[i] :] == 0.0)
+    assert async_.padded_rows(_star(9))[0].shape == (0, 0)
+
+
+def test_sign_of_a_zero_field_decides_nothing():
+    """Padding adds 0.0 * s, which can turn a field of -0.0 into +0.0: both decide alike, by the
+    rational tanh and by the rule as written, for uniforms on either side of 1/2."""
+    for k in (-(10**12), -1, 0, 1, 10**12):
+        u = (2**52 + k) * 2.0**-53
+        assert async_._decide_fast(u, 0.0) == async_._decide_fast(u, -0.0)
+        assert (u < 0.5 * (1.0 + math.tanh(0.0))) == (u < 0.5 * (1.0 + math.tanh(-0.0)))
 
 
 def test_async_fallbacks_run_and_agree():

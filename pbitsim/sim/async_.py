@@ -38,12 +38,14 @@ uniform, then that p-bit's next waiting time), so runs are deterministic per see
 the thread count and of how the run is chunked.
 
 How it is computed (the same numbers, faster; ``docs/performance.md``): the p-bits of a tick come
-off a timing wheel of bitmaps instead of a scan of all firing times; a tick's uniforms are
-computed side by side from the stream's closed form (splitmix64's j-th output is
-mix64(state + j * golden)); a rational tanh settles every decision farther than 1e-6 from its
-threshold and a table every geometric wait whose cell of u floors to one integer, and the rest
-are computed with math.tanh and math.log as written above (``tests/test_perf_paths.py`` holds all
-of it to a plain transcription of these rules).
+off a timing wheel of bitmaps (and an overflow list for the few due beyond it) instead of a scan
+of all firing times; fields are summed over neighbour rows padded to one length (unsigned
+indices, in the CSR's order) across the tick's firings; a tick's uniforms are computed side by
+side from the stream's closed form (splitmix64's j-th output is mix64(state + j * golden)); a
+rational tanh settles every decision farther than 1e-6 from its threshold and a table every
+geometric wait whose cell of u floors to one integer, and the rest are computed with math.tanh
+and math.log as written above (``tests/test_perf_paths.py`` holds all of it to a plain
+transcription of these rules).
 """
 
 from __future__ import annotations
@@ -52,7 +54,10 @@ import math
 
 import numba as nb
 import numpy as np
+from llvmlite import ir
+from numba.core import cgutils, types
 from numba.cpython.unsafe.numbers import trailing_zeros
+from numba.extending import intrinsic
 
 from pbitsim import rng as _rng
 from pbitsim.couplings import Couplings
@@ -128,17 +133,18 @@ def _first_times(mode, p, period, rng, nxt):
 
 #: bytes of timing wheel per thread, at most: p-bit i waits in slot (its firing tick) mod slots
 #: of a bitmap per slot (n / 8 bytes), so the p-bits of a tick are found by scanning n / 64
-#: words, in index order, instead of comparing n firing times. One waiting longer than the wheel
-#: is looked at once per lap and left there.
+#: words, in index order, instead of comparing n firing times. One due further ahead than the
+#: wheel reaches waits in an overflow list until the lap (``slots`` ticks) it falls in.
 _WHEEL_BYTES = 1 << 22
 
 
 def wheel_slots(mean_wait: float, n: int) -> int:
     """Slots of the timing wheel for a mean wait of ``mean_wait`` ticks and n p-bits: the power
-    of 2 at or above twice the mean wait (few p-bits then wait more than a lap), at least 8,
+    of 2 at or above four times the mean wait (at p = 0.1 one wait in 1,000 is longer than a lap,
+    so the branch filing a p-bit in the overflow list is rarely mispredicted), at least 8,
     and no more than _WHEEL_BYTES of bitmaps allow. A speed choice only: results never depend
     on it."""
-    want = 1 << max(3, math.ceil(math.log2(max(1.0, 2.0 * mean_wait))))
+    want = 1 << max(3, math.ceil(math.log2(max(1.0, 4.0 * mean_wait))))
     room = 1 << max(3, int(math.log2(max(1, _WHEEL_BYTES // (8 * -(-n // 64))))))
     return int(min(want, room))
 
@@ -165,11 +171,17 @@ _B0, _B2, _B4, _B6 = (
     1.18534705686654e-04,
     1.19825839466702e-06,
 )
+#: a p-bit's firings are counted in 8 bits (a small array stays in the L1 cache) and added to
+#: the 64-bit counts every 255 ticks and at the end of a call (a p-bit fires at most once a tick)
+_COUNT_FLUSH = 255
 #: cells of the geometric waiting-time table (indexed by the top bits of the random number)
-_WAIT_BITS = 12
+_WAIT_BITS = 14
 
 
-@nb.njit(cache=True, inline="always")
+# fastmath "contract" only (fused multiply-adds: the rational's value moves by ~1e-16, far inside
+# the margin; no other fast-math licence). Not inlined by Numba, so LLVM inlines it with these
+# flags and keeps them out of the callers, whose sums must round as written.
+@nb.njit(cache=True, fastmath={"contract"})
 def _decide_fast(u, x):
     """The model's decision ``u < 0.5 * (1.0 + math.tanh(x))`` as +1 / -1, or 0 when it cannot
     be settled without math.tanh.
@@ -189,15 +201,16 @@ def _decide_fast(u, x):
 
 def wait_table(p: float) -> np.ndarray:
     """floor(log(1 - u) / log(1 - p)) for every u of each of the 2**_WAIT_BITS cells of [0, 1)
-    (indexed by the random number's top bits), or -1 where the cell straddles an integer.
+    (indexed by the random number's top bits), or -1 where the cell straddles an integer or
+    the wait does not fit the table's int16 (32 KB, read at random: it should stay in cache).
 
     A cell's value is taken only if both ends, moved outwards by 10^-9 relative (a million
     times the error of the computed logarithm and quotient), floor to the same integer: the
     quotient is monotone in u, so every u of the cell then floors to it, as computed by
-    :func:`_next_time`. The rest of the draws (a few per cent) compute the logarithm.
+    :func:`_next_time`. The rest of the draws (about 0.5% at p = 0.1) compute the logarithm.
     """
     cells = 1 << _WAIT_BITS
-    table = np.full(cells, -1, np.int64)
+    table = np.full(cells, -1, np.int16)
     if not 0.0 < p < 1.0:
         return table
     lp = math.log(1.0 - p)
@@ -208,8 +221,8 @@ def wait_table(p: float) -> np.ndarray:
         y_hi = np.log(1.0 - u_hi) / lp
     lo = np.floor(y_lo * (1 - 1e-9) - 1e-9)
     hi = np.floor(y_hi * (1 + 1e-9) + 1e-9)
-    pure = (lo == hi) & (hi < 2**31)
-    table[pure] = lo[pure].astype(np.int64)
+    pure = (lo == hi) & (hi < 2**15)
+    table[pure] = lo[pure].astype(np.int16)
     return table
 
 
@@ -222,8 +235,70 @@ def _firing_tick(nxt, after):
     return max(np.int64(math.ceil(nxt)), after + 1)
 
 
+@intrinsic
+def _prefetch(typingctx, arr, row):
+    """Ask the caches for the line of arr[row, 0] ahead of its use: a hint that changes no value.
+
+    A tick's firings are known before their fields are summed, and their rows (about one in ten
+    sites, so a new cache line each) are read from the L2 cache: asking 8 firings ahead hides
+    that wait (10% of a firing on the lattice, measured)."""
+    sig = types.void(arr, row)
+
+    def codegen(context, builder, signature, args):
+        aryty, rowty = signature.args
+        ary = context.make_array(aryty)(context, builder, args[0])
+        zero = context.get_constant(types.intp, 0)
+        idx = [context.cast(builder, args[1], rowty, types.intp)] + [zero] * (aryty.ndim - 1)
+        ptr = cgutils.get_item_pointer2(
+            context,
+            builder,
+            ary.data,
+            cgutils.unpack_tuple(builder, ary.shape),
+            cgutils.unpack_tuple(builder, ary.strides),
+            aryty.layout,
+            idx,
+            wraparound=False,
+            boundscheck=False,
+        )
+        i8p, i32 = ir.IntType(8).as_pointer(), ir.IntType(32)
+        fnty = ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32])
+        fn = builder.module.declare_intrinsic("llvm.prefetch", [i8p], fnty)
+        # read, keep in all cache levels, data cache
+        builder.call(fn, [builder.bitcast(ptr, i8p), i32(0), i32(3), i32(1)])
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+#: firings ahead whose neighbour rows the field loop asks the caches for
+_AHEAD = 8
+
+
+@nb.njit(cache=True, inline="always")
+def _popcount(x):
+    """Set bits of a uint64 (SWAR)."""
+    x = x - ((x >> np.uint64(1)) & np.uint64(0x5555555555555555))
+    x = (x & np.uint64(0x3333333333333333)) + ((x >> np.uint64(2)) & np.uint64(0x3333333333333333))
+    x = (x + (x >> np.uint64(4))) & np.uint64(0x0F0F0F0F0F0F0F0F)
+    return np.int64((x * np.uint64(0x0101010101010101)) >> np.uint64(56))
+
+
+@nb.njit(cache=True, inline="always")
+def _put(wheel, over_i, over_t, no, i, ft, last):
+    """File p-bit i, next firing at tick ft, in the wheel if ft <= ``last`` (the furthest tick
+    the wheel holds now), else in the overflow list; returns the overflow's new length."""
+    if ft <= last:
+        wheel[ft & (wheel.shape[0] - 1), i >> 6] |= np.uint64(1) << np.uint64(i & 63)
+        return no
+    over_i[no] = i
+    over_t[no] = ft
+    return no + 1
+
+
 @nb.njit(cache=True, nogil=True)
 def _run_replica(
+    nbr,
+    w,
     indptr,
     indices,
     data,
@@ -245,7 +320,9 @@ def _run_replica(
     waits,
     exact,
     wheel,
-    ft,
+    over_i,
+    over_t,
+    cnt,
     fired,
     tmp,
     f,
@@ -254,73 +331,108 @@ def _run_replica(
 ):
     """Ticks tick0 + 1 .. tick0 + nticks of one replica, exactly as the module docstring says.
 
-    The p-bits of a tick come off a timing wheel (bitmaps scanned in index order: a tick costs
-    its firings plus n / 64 words). A firing takes 1 + D uniforms from the replica's splitmix64
-    stream (D = :func:`_draws`), so firing k of a tick takes outputs (1 + D) k + 1 ... from the
-    stream's state at the start of the tick: they are computed side by side (a vector loop), not
-    one after the other, and the decisions and waiting times of a tick then run as vector loops
-    too. Same numbers, in the same places, as drawing them in turn.
+    The p-bits of a tick come off a timing wheel of S slots (bitmaps scanned in index order: a
+    tick costs its firings plus n / 64 words): slot t mod S holds exactly the p-bits firing at
+    tick t, for the S ticks ahead; a p-bit due further ahead waits in an overflow list, moved
+    into the wheel at the start of the lap (S ticks) it falls in. A firing takes 1 + D uniforms
+    from the replica's splitmix64 stream (D = :func:`_draws`), so firing k of a tick takes
+    outputs (1 + D) k + 1 ... from the stream's state at the start of the tick: they are
+    computed side by side (a vector loop), not one after the other, and the fields, decisions
+    and waiting times of a tick run as loops across its firings too. Same numbers, in the same
+    places, as drawing them in turn.
+
+    Fields come from the padded rows ``nbr``/``w`` (n x max degree; padding adds 0.0 * s_i,
+    which changes no decision) when ``nbr`` has n rows, else from the CSR arrays; either way
+    each field is the float64 sum h_i + J_i,q1 s_q1 + ... in the model's order.
     """
     slots = delay + 1
     n = h.shape[0]
     words = wheel.shape[1]
-    mask = np.int64(wheel.shape[0] - 1)
-    wheel[:] = 0
-    for i in range(n):  # rebuilt from the firing times at each call: they are the state
-        ft[i] = _firing_tick(nxt[i], tick0)
-        wheel[ft[i] & mask, i >> 6] |= np.uint64(1) << np.uint64(i & 63)
+    S = np.int64(wheel.shape[0])
+    mask = S - 1
+    padded = nbr.shape[0] == n
+    width = nbr.shape[1]
+    poisson = mode == _POISSON
     draws = _draws(mode, p, jitter)
     per = np.uint64(1 + draws)
-    geometric = mode == _POISSON and p < 1.0
+    geometric = poisson and p < 1.0
     top = np.uint64(64 - _WAIT_BITS)
+    # the wheel and overflow list are rebuilt from the firing times at each call: those are the
+    # state between calls
+    wheel[:] = 0
+    cnt[:] = 0
+    no = 0
+    for i in range(n):
+        no = _put(wheel, over_i, over_t, no, i, _firing_tick(nxt[i], tick0), tick0 + S)
     state = rng[0]
     for t in range(tick0 + 1, tick0 + nticks + 1):
+        if t & mask == 0 and no:  # a new lap: the overflow's p-bits due in it join the wheel
+            keep = 0
+            for j in range(no):
+                keep = _put(wheel, over_i, over_t, keep, over_i[j], over_t[j], t + mask)
+            no = keep
         prev = (t - 1) % slots
         cur = t % slots  # holds S_{t-1-delay} (or S_0 early on); receives S_t
         row = wheel[t & mask]
         m = 0
-        for wi in range(words):
+        for wi in range(words):  # the tick's p-bits, in index order
             word = row[wi]
-            keep = word
-            while word:
-                b = trailing_zeros(word)
-                i = (wi << 6) + b
-                if ft[i] == t:
-                    fired[m] = i
-                    m += 1
-                    keep ^= np.uint64(1) << np.uint64(b)
-                word &= word - np.uint64(1)
-            row[wi] = keep  # once per word: no store-to-load chain through the bits
-        for k in range(m):  # fields from S_{t-1-delay}
-            i = fired[k]
-            field = h[i]
-            for q in range(indptr[i], indptr[i + 1]):
-                field += data[q] * hist[cur, indices[q]]
-            f[k] = beta * field
-        for k in range(m):  # decisions, side by side: the uniform of firing k, P/Q first
+            if word:
+                row[wi] = 0
+                base = np.uint32(wi << 6)
+                while word:  # eight bits a round without a branch (fired has spare entries)
+                    rest = word
+                    for j in range(8):
+                        fired[m + j] = base + np.uint32(trailing_zeros(rest))
+                        rest &= rest - np.uint64(1)
+                    m += min(8, _popcount(word))
+                    word = rest
+        spins = hist[cur]
+        if padded:  # fields: contiguous rows of one length, unsigned indices (no wrap-around)
+            fired[m : m + _AHEAD] = fired[m - 1] if m else 0  # rows to ask for past the last
+            for k in range(m):
+                i = fired[k]
+                _prefetch(w, fired[k + _AHEAD])
+                _prefetch(nbr, fired[k + _AHEAD])
+                field = h[i]
+                for d in range(width):
+                    field += w[i, d] * spins[nbr[i, d]]
+                f[k] = beta * field
+        else:
+            for k in range(m):
+                i = fired[k]
+                field = h[i]
+                for q in range(indptr[i], indptr[i + 1]):
+                    field += data[q] * spins[indices[q]]
+                f[k] = beta * field
+        for k in range(m):  # the uniform of firing k, side by side
             u[k] = _u53(_mix(state + (per * np.uint64(k) + np.uint64(1)) * _GOLDEN))
+        for k in range(m):  # decisions, side by side, P/Q first
             tmp[k] = _decide_fast(u[k], f[k])
         for k in range(m):  # the few within the approximation's margin: math.tanh
             if tmp[k] == 0:
                 exact[0] += 1
                 tmp[k] = 1 if u[k] < 0.5 * (1.0 + math.tanh(f[k])) else -1
         if geometric:
-            for k in range(m):  # waiting times from the table, side by side
-                g[k] = waits[_mix(state + (per * np.uint64(k) + np.uint64(2)) * _GOLDEN) >> top]
+            for k in range(m):  # firing ticks from the table of waits, side by side
+                g[k] = (
+                    t
+                    + 1
+                    + waits[_mix(state + (per * np.uint64(k) + np.uint64(2)) * _GOLDEN) >> top]
+                )
         for k in range(m):
-            i = fired[k]
-            if geometric and g[k] >= 0:
-                nxt[i] = t + 1.0 + g[k]
-                ft[i] = t + 1 + g[k]  # = _firing_tick(nxt[i], t): an integer time
-            else:  # as _next_time computes it
+            if not geometric or g[k] <= t:  # no table entry: as _next_time computes it
                 exact[1] += geometric
+                i = fired[k]
                 z = state + per * np.uint64(k) * _GOLDEN
                 u1 = _u53(_mix(z + np.uint64(2) * _GOLDEN)) if draws >= 1 else 0.0
                 u2 = _u53(_mix(z + np.uint64(3) * _GOLDEN)) if draws == 2 else 0.0
                 nxt[i] = _wait(mode, p, period[i], jitter, nxt[i], t, u1, u2)
-                ft[i] = _firing_tick(nxt[i], t)
-            counts[i] += 1
-            wheel[ft[i] & mask, i >> 6] |= np.uint64(1) << np.uint64(i & 63)
+                g[k] = _firing_tick(nxt[i], t)
+        for k in range(m):  # (nxt[i] = g[k] in a table's wait: written back at the end)
+            i = fired[k]
+            cnt[i] += 1
+            no = _put(wheel, over_i, over_t, no, i, g[k], t + S)
         state += per * np.uint64(m) * _GOLDEN
         if slots > 1:
             hist[cur, :] = hist[prev, :]
@@ -329,13 +441,33 @@ def _run_replica(
         done = t - tick0
         if stride > 0 and done % stride == 0:
             out[done // stride - 1, :] = hist[cur, :]
+        if done % _COUNT_FLUSH == 0:
+            for i in range(n):
+                counts[i] += cnt[i]
+                cnt[i] = 0
     rng[0] = state
+    for i in range(n):
+        counts[i] += cnt[i]
+    if poisson:  # firing times are whole ticks: the wheel's slot and the overflow's entry
+        end = tick0 + nticks
+        for j in range(S):
+            tick = float(end + 1 + ((j - end - 1) & mask))
+            for wi in range(words):
+                word = wheel[j, wi]
+                while word:
+                    nxt[(wi << 6) + trailing_zeros(word)] = tick
+                    word &= word - np.uint64(1)
+        for j in range(no):
+            if over_t[j] < _FOREVER:  # else nxt holds what _wait computed (beyond any run)
+                nxt[over_i[j]] = float(over_t[j])
 
 
 @nb.njit(cache=True, nogil=True)
 def _run_block(
     r0,
     r1,
+    nbr,
+    w,
     indptr,
     indices,
     data,
@@ -362,14 +494,18 @@ def _run_block(
     ``slots`` slots)."""
     n = h.shape[0]
     wheel = np.empty((slots, (n + 63) >> 6), np.uint64)
-    ft = np.empty(n, np.int64)
-    fired = np.empty(n, np.int64)
+    over_i = np.empty(n, np.uint32)
+    over_t = np.empty(n, np.int64)
+    cnt = np.empty(n, np.uint8)
+    fired = np.empty(n + max(8, _AHEAD), np.uint32)
     tmp = np.empty(n, np.int8)
     f = np.empty(n)
     u = np.empty(n)
     g = np.empty(n, np.int64)
     for r in range(r0, r1):
         _run_replica(
+            nbr,
+            w,
             indptr,
             indices,
             data,
@@ -391,13 +527,40 @@ def _run_block(
             waits,
             exact[r],
             wheel,
-            ft,
+            over_i,
+            over_t,
+            cnt,
             fired,
             tmp,
             f,
             u,
             g,
         )
+
+
+def padded_rows(couplings: Couplings) -> tuple[np.ndarray, np.ndarray]:
+    """Each p-bit's neighbours and couplings as rows of equal length (the maximum degree), in the
+    CSR's order, padded with the p-bit itself at coupling 0.0: uint32 and float64 (n, width).
+
+    A field is then h_i plus ``width`` terms, the padding adding 0.0 * s_i: the same float64
+    sum, up to the sign of a zero field, which no decision sees (tanh(-0.0) = -0.0 and
+    1 + -0.0 = 1; the rational tanh's numerator is +-0.0 and its comparison alike). A row is
+    read without the CSR's row pointers, in one loop of fixed length, and unsigned indices
+    spare Numba's negative-index wrap-around (a third of the field's cost). Empty (0, 0)
+    arrays, meaning "use the CSR", when padding would more than double the stored couplings.
+    """
+    n, nnz = couplings.n, couplings.nnz
+    degree = np.diff(couplings.indptr)
+    width = int(degree.max()) if n else 0
+    if n == 0 or width == 0 or n * width > 2 * nnz + n:
+        return np.zeros((0, 0), np.uint32), np.zeros((0, 0), np.float64)
+    nbr = np.repeat(np.arange(n, dtype=np.uint32)[:, None], width, axis=1)
+    w = np.zeros((n, width), np.float64)
+    rows = np.repeat(np.arange(n), degree)
+    cols = np.arange(nnz) - np.repeat(couplings.indptr[:-1], degree)
+    nbr[rows, cols] = couplings.indices
+    w[rows, cols] = couplings.data
+    return nbr, w
 
 
 #: a call firing fewer p-bits than this (about a millisecond of work) stays on one thread
@@ -504,10 +667,11 @@ class AsyncRunner(Runner):
             self._nxt[:] = ph
         self._csr = (
             couplings.indptr.astype(np.int64),
-            couplings.indices.astype(np.int32),
+            couplings.indices.astype(np.uint32),
             couplings.data.astype(np.float64),
             couplings.h.astype(np.float64),
         )
+        self._rows = padded_rows(couplings)
         self.tick = 0
         self.settings = {
             "mode": mode,
@@ -528,11 +692,14 @@ class AsyncRunner(Runner):
         out = np.empty((self.replicas, k, self.couplings.n), dtype=np.int8)
         if nticks and self.couplings.n:
             indptr, indices, data, h = self._csr
+            nbr, w = self._rows
             firings = self.replicas * self.couplings.n * nticks / self.ticks_per_step
             _run(
                 nb.get_num_threads(),
                 self.replicas,
                 firings,
+                nbr,
+                w,
                 indptr,
                 indices,
                 data,
@@ -569,6 +736,7 @@ class AsyncRunner(Runner):
             couplings.data.astype(np.float64),
             couplings.h.astype(np.float64),
         )
+        self._rows = padded_rows(couplings)
 
     def _set_state(self, spins: np.ndarray) -> None:
         """Every history slot gets the new spins: a stale read then sees them too, as if the chain

@@ -1,0 +1,88 @@
+"""Flips per CPU-ns of the asynchronous model beside the chromatic kernel, in one process.
+
+    python benchmarks/bench_async.py [--quick] [--replicas 1 64] [--repeats 5]
+
+``method="async"`` (:mod:`pbitsim.sim.async_`, mode "poisson", p = 0.1: the method's defaults)
+and ``method="chromatic"`` with the same replicas, on the workloads of ``bench_throughput.py``
+(the 128x128 lattice and the random 3-regular graph of n = 16384). Work = n * replicas * steps
+spin updates of ``Runner.advance`` (an async step is round(1/p) ticks, in which each p-bit fires
+once on average). Each point is timed as pairs, the chromatic kernel then the async model, after
+a warm-up call of each (compilation, first touch); the table gives the medians over the pairs of
+flips per CPU-ns (``time.process_time``: the machine's two cores are shared, so CPU time and
+same-process ratios, not wall time) and of the per-pair ratio async / chromatic. The load
+average is printed before and after each point.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # the sibling benchmarks
+
+from bench_throughput import ASYNC, load, machine, sweeps_for, workloads  # noqa: E402
+
+from pbitsim.sampling import get_method  # noqa: E402
+
+HEADER = (
+    "| workload | replicas | chromatic flips/CPU-ns | async flips/CPU-ns | x chromatic | load |"
+)
+
+
+def _pair(chromatic, asynchronous, steps_c: int, steps_a: int) -> tuple[float, float]:
+    """CPU seconds of one chromatic call, then of one async call."""
+    out = []
+    for runner, steps in ((chromatic, steps_c), (asynchronous, steps_a)):
+        c = time.process_time()
+        runner.advance(steps)
+        out.append(time.process_time() - c)
+    return out[0], out[1]
+
+
+def measure(c, replicas: int, work: float, repeats: int) -> dict:
+    """Median flips per CPU-ns of both samplers and of the paired ratio."""
+    chromatic = get_method("chromatic")(c, replicas=replicas, seed=1)
+    asynchronous = get_method("async")(c, replicas=replicas, seed=1, **ASYNC)
+    steps_c = sweeps_for(c, replicas, work)
+    steps_a = max(2, sweeps_for(c, replicas, work / 4))  # an async step costs more
+    _pair(chromatic, asynchronous, 2, 2)  # warm-up
+    pairs = [_pair(chromatic, asynchronous, steps_c, steps_a) for _ in range(repeats)]
+    flips_c, flips_a = c.n * replicas * steps_c, c.n * replicas * steps_a
+    row = {
+        "chromatic": statistics.median(flips_c / p[0] / 1e9 for p in pairs),
+        "async": statistics.median(flips_a / p[1] / 1e9 for p in pairs),
+        "ratio": statistics.median((flips_a / p[1]) / (flips_c / p[0]) for p in pairs),
+    }
+    asynchronous.close()
+    chromatic.close()
+    return row
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="less work per call, three pairs")
+    ap.add_argument("--replicas", type=int, nargs="+", default=[1, 64])
+    ap.add_argument("--repeats", type=int, default=None, help="pairs per point (default 5)")
+    args = ap.parse_args()
+    repeats = args.repeats or (3 if args.quick else 5)
+    work = 2e7 if args.quick else 6e7
+    print(f"# {machine()}")
+    print(f"# medians of {repeats} pairs; load average before -> after each row")
+    print(HEADER)
+    print("|---|---:|---:|---:|---:|---|")
+    for name, c in workloads(quick=True).items():
+        for replicas in args.replicas:
+            before = load()
+            row = measure(c, replicas, work, repeats)
+            print(
+                f"| {name} | {replicas} | {row['chromatic']:.3f} | {row['async']:.4f} "
+                f"| {row['ratio']:.3f} | {before:.2f} -> {load():.2f} |",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()
