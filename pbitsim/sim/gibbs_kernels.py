@@ -76,6 +76,8 @@ KERNEL_REPLICAS, KERNEL_COLUMNS, KERNEL_SITES, KERNEL_RANDOM_SCAN = 0, 1, 2, 3
 KERNEL_SYMMETRIC, KERNEL_MIXTURE = 4, 5
 #: positions ahead whose neighbours' spin rows the replica kernel asks the caches for
 _PREFETCH_AHEAD = 4
+#: positions ahead whose layout (neighbours, weights, field) the site kernel asks for
+_LAYOUT_AHEAD = 2 * LANES
 
 
 @intrinsic
@@ -273,7 +275,7 @@ def _sweep_column(s, st, ptr, nbr, w, h, sidx, bstart, beta):
         for p in range(np.uint64(bstart[b]), np.uint64(bstart[b + 1])):
             fp = h[p]
             for k in range(np.uint64(ptr[p]), np.uint64(ptr[p + 1])):
-                fp = _fma(w[k], s[np.uint64(nbr[k])], fp)
+                fp = _fma(w[k], _F(s[np.uint64(nbr[k])]), fp)
             row = np.uint64(sidx[p]) * np.uint64(4)
             out, a0, a1, a2, a3 = _xoshiro(
                 np.uint64(st[row]),
@@ -285,6 +287,72 @@ def _sweep_column(s, st, ptr, nbr, w, h, sidx, bstart, beta):
             s[p] = _ONE if _accept(fp, beta, out) else -_ONE
 
 
+def _site_sweep(uniform: bool):
+    """:func:`_sweep_sites` for layouts whose padded rows all hold 4 entries (``uniform``) or
+    any: the flag a constant of the closure, so each compiled sweep holds one way of summing a
+    field and of finding the layout to prefetch."""
+
+    @njit(cache=True)
+    def sweep(s, st, ptr, nbr, w, h, bstart, beta, lanes, f, res):
+        s0, s1, s2, s3 = lanes[0], lanes[1], lanes[2], lanes[3]
+        n = h.shape[0]
+        nu = np.uint64(n)
+        last = np.uint64(nbr.shape[0] - 1)
+        first = np.uint64(0)
+        for b in range(bstart.shape[0] - 1):
+            b0 = np.uint64(bstart[b])
+            b1 = np.uint64(bstart[b + 1])
+            nl = min(np.uint64(LANES), b1 - b0)
+            for j in range(nl):
+                row = (first + j) * np.uint64(4)
+                s0[j], s1[j], s2[j], s3[j] = st[row], st[row + 1], st[row + 2], st[row + 3]
+            for g0 in range(b0, b1, np.uint64(LANES)):
+                cnt = min(np.uint64(LANES), b1 - g0)
+                # the layout of the group _LAYOUT_AHEAD positions on: the hardware prefetchers stop
+                # at every 4 KB page of each array, and at 10^6 sites these reads come from memory
+                # (1.2-1.3x there, measured)
+                ahead = min(g0 + np.uint64(_LAYOUT_AHEAD), nu)
+                ka = ahead * np.uint64(4) if uniform else np.uint64(ptr[ahead])
+                for t in range(np.uint64(0), np.uint64(4 * LANES), np.uint64(16)):  # a line each
+                    _prefetch(nbr, min(ka + t, last))
+                    _prefetch(w, min(ka + t, last))
+                _prefetch(h, min(ahead, nu - np.uint64(1)))
+                if uniform:
+                    for j in range(cnt):
+                        p = g0 + j
+                        k = p * np.uint64(4)
+                        acc = _fma(w[k], _F(s[np.uint64(nbr[k])]), h[p])
+                        acc = _fma(w[k + 1], _F(s[np.uint64(nbr[k + 1])]), acc)
+                        acc = _fma(w[k + 2], _F(s[np.uint64(nbr[k + 2])]), acc)
+                        f[j] = _fma(w[k + 3], _F(s[np.uint64(nbr[k + 3])]), acc)
+                else:
+                    # fields site by site (written out: Numba's inliner slows it)
+                    for j in range(cnt):
+                        p = g0 + j
+                        acc = h[p]
+                        for k in range(np.uint64(ptr[p]), np.uint64(ptr[p + 1])):
+                            acc = _fma(w[k], _F(s[np.uint64(nbr[k])]), acc)
+                        f[j] = acc
+                for j in range(cnt):
+                    out, a0, a1, a2, a3 = _xoshiro(
+                        np.uint64(s0[j]), np.uint64(s1[j]), np.uint64(s2[j]), np.uint64(s3[j])
+                    )
+                    s0[j], s1[j], s2[j], s3[j] = a0, a1, a2, a3
+                    res[j] = _ONE if _accept(f[j], beta, out) else -_ONE
+                for j in range(cnt):
+                    s[g0 + j] = res[j]
+            for j in range(nl):
+                row = (first + j) * np.uint64(4)
+                st[row], st[row + 1], st[row + 2], st[row + 3] = s0[j], s1[j], s2[j], s3[j]
+            first += nl
+
+    return sweep
+
+
+_sweep_sites_uniform = _site_sweep(True)
+_sweep_sites_any = _site_sweep(False)
+
+
 @njit(cache=True)
 def _sweep_sites(s, st, ptr, nbr, w, h, bstart, beta, lanes, f, res):
     """One chromatic step of one column s[n + 1], vectorised over the sites of a group.
@@ -292,37 +360,18 @@ def _sweep_sites(s, st, ptr, nbr, w, h, bstart, beta, lanes, f, res):
     A block's positions are taken LANES at a time (a group: one colour, so independent); the
     fields are summed site by site, then the decisions run as one vector loop over the group with
     the block's LANES streams, which position p would use in :func:`_sweep_replicas` too.
-    ``lanes`` is [4, LANES] scratch for the stream states, f and res [LANES] scratch.
+    ``lanes`` is [4, LANES] scratch for the stream states, f and res [LANES] scratch. s is float32
+    or, for a large random graph, int8 (:func:`column_dtype`).
+
+    When every padded row holds 4 entries (degree <= 4: lattices, regular graphs of degree 3 or
+    4) row p starts at 4p and ``ptr`` is not read: at 10^6 sites it streams from memory, and
+    its 8 bytes are a sixth of the layout read per site (the same sums in the same order).
     """
-    s0, s1, s2, s3 = lanes[0], lanes[1], lanes[2], lanes[3]
-    first = np.uint64(0)
-    for b in range(bstart.shape[0] - 1):
-        b0 = np.uint64(bstart[b])
-        b1 = np.uint64(bstart[b + 1])
-        nl = min(np.uint64(LANES), b1 - b0)
-        for j in range(nl):
-            row = (first + j) * np.uint64(4)
-            s0[j], s1[j], s2[j], s3[j] = st[row], st[row + 1], st[row + 2], st[row + 3]
-        for g0 in range(b0, b1, np.uint64(LANES)):
-            cnt = min(np.uint64(LANES), b1 - g0)
-            for j in range(cnt):  # fields site by site (written out: Numba's inliner slows it)
-                p = g0 + j
-                acc = h[p]
-                for k in range(np.uint64(ptr[p]), np.uint64(ptr[p + 1])):
-                    acc = _fma(w[k], s[np.uint64(nbr[k])], acc)
-                f[j] = acc
-            for j in range(cnt):
-                out, a0, a1, a2, a3 = _xoshiro(
-                    np.uint64(s0[j]), np.uint64(s1[j]), np.uint64(s2[j]), np.uint64(s3[j])
-                )
-                s0[j], s1[j], s2[j], s3[j] = a0, a1, a2, a3
-                res[j] = _ONE if _accept(f[j], beta, out) else -_ONE
-            for j in range(cnt):
-                s[g0 + j] = res[j]
-        for j in range(nl):
-            row = (first + j) * np.uint64(4)
-            st[row], st[row + 1], st[row + 2], st[row + 3] = s0[j], s1[j], s2[j], s3[j]
-        first += nl
+    n = h.shape[0]
+    if ptr[n] == 4 * n:
+        _sweep_sites_uniform(s, st, ptr, nbr, w, h, bstart, beta, lanes, f, res)
+    else:
+        _sweep_sites_any(s, st, ptr, nbr, w, h, bstart, beta, lanes, f, res)
 
 
 @njit(cache=True)
@@ -333,7 +382,7 @@ def _sweep_column_back(s, st, ptr, nbr, w, h, sidx, beta, skip):
     for p in range(h.shape[0] - 1 - skip, -1, -1):
         fp = h[p]
         for k in range(np.uint64(ptr[p]), np.uint64(ptr[p + 1])):
-            fp = _fma(w[k], s[np.uint64(nbr[k])], fp)
+            fp = _fma(w[k], _F(s[np.uint64(nbr[k])]), fp)
         row = np.uint64(sidx[p]) * np.uint64(4)
         out, a0, a1, a2, a3 = _xoshiro(
             np.uint64(st[row]),
@@ -360,7 +409,7 @@ def _scan_random(s, st, ptr, nbr, w, h, beta):
         p = prod >> np.uint64(32)
         fp = h[p]
         for k in range(np.uint64(ptr[p]), np.uint64(ptr[p + 1])):
-            fp = _fma(w[k], s[np.uint64(nbr[k])], fp)
+            fp = _fma(w[k], _F(s[np.uint64(nbr[k])]), fp)
         out, a0, a1, a2, a3 = _xoshiro(a0, a1, a2, a3)
         s[p] = _ONE if _accept(fp, beta, out) else -_ONE
     st[0], st[1], st[2], st[3] = a0, a1, a2, a3
@@ -538,6 +587,59 @@ def _record_lanes(S, pos, c0, K, temp, e, d, out, out_e, out_w):
             out[rows[j], d, i] = row_s[j]
 
 
+#: column kernels copy a column into int8, not float32, above this many rows of spins: its
+#: float32 copy (4 MB at 10^6 sites) would outgrow the 2 MB L2 cache, where a random graph's
+#: neighbour reads then wait on L3 (the same values: +-1 and 0 convert exactly) ...
+_NARROW_ABOVE = 1 << 18
+#: ... unless a block's neighbours typically lie within this many positions (a lattice in
+#: Cuthill-McKee order): they then stay in cache anyway, and float32 saves a conversion per
+#: read (int8 costs a 10^6-spin lattice 8%, and gains a random graph 35%)
+_NEAR = 1 << 15
+
+
+def column_dtype(rows: int, window: int, kern: int) -> type:
+    """Spin type of the column kernels' private copy of a column of ``rows`` entries (n + 1),
+    given the layout's ``window`` (:class:`pbitsim.sim.gibbs.Layout`; random scan jumps
+    anywhere)."""
+    far = window > _NEAR or kern == KERNEL_RANDOM_SCAN
+    return np.int8 if rows > _NARROW_ABOVE and far else np.float32
+
+
+@njit(cache=True, nogil=True)
+def _copy_columns(A, B, c0, back):
+    """B[:, :] = A[:, c0:c0 + m] (``back``: the other way), m = B.shape[1].
+
+    Two-dimensional indexing into arrays the caller keeps: for the spins of a 32-replica block of
+    a 10^6-spin model, 14 ms there and back against 35 ms for ``np.ascontiguousarray`` of the
+    slice into a fresh array and the slice assignment back (measured).
+    """
+    m = np.uint64(B.shape[1])
+    cu = np.uint64(c0)
+    if back:
+        for p in range(A.shape[0]):
+            for j in range(m):
+                A[p, cu + j] = B[p, j]
+    else:
+        for p in range(A.shape[0]):
+            for j in range(m):
+                B[p, j] = A[p, cu + j]
+
+
+@njit(cache=True, nogil=True)
+def _copy_transposed(A, B, c0, back):
+    """B[j, p] = A[p, c0 + j] (``back``: the other way), converting the element type."""
+    m = np.uint64(B.shape[0])
+    cu = np.uint64(c0)
+    if back:
+        for p in range(A.shape[0]):
+            for j in range(m):
+                A[p, cu + j] = B[j, p]
+    else:
+        for p in range(A.shape[0]):
+            for j in range(m):
+                B[j, p] = A[p, cu + j]
+
+
 def _block_kernel(kern: int):
     """:func:`run` for the columns c0..c1 - 1 (whole chains) with kernel ``kern``, on the calling
     thread: one compiled function per kernel, made by this factory.
@@ -551,8 +653,10 @@ def _block_kernel(kern: int):
     call wait out a scheduler slice on a busy machine).
 
     It works on private copies: the vectoriser then needs no aliasing checks against other
-    threads' columns, and the column kernels get each column contiguous, in float32. Sl is int8
-    [n + 1, m] for the replica kernel, float32 [m, n + 1] (a column per row) for the others.
+    threads' columns, and the column kernels get each column contiguous, in float32 (int8 for a
+    random graph, :func:`column_dtype`). Sl is int8 [n + 1, m] for the replica kernel, [m, n + 1]
+    (a column per row) for the others. The copies go into ``Sb`` and ``stb``, which the caller
+    allocates (:func:`run`) and may keep between calls.
     """
 
     @njit(cache=True, nogil=True)
@@ -578,6 +682,8 @@ def _block_kernel(kern: int):
         dirs,
         energies,
         pos,
+        Sb,
+        stb,
     ):
         # one block of every column (a one-thread call): no other thread shares the arrays, and
         # the copies would cost more than a short call's sweeps (~9 us for 64 replicas of 100
@@ -587,11 +693,15 @@ def _block_kernel(kern: int):
             Sl = S
             stl = rng
         elif kern == KERNEL_REPLICAS:
-            Sl = np.ascontiguousarray(S[:, c0:c1])
-            stl = np.ascontiguousarray(rng[:, c0:c1])
+            Sl = Sb
+            stl = stb
+            _copy_columns(S, Sl, c0, False)
+            _copy_columns(rng, stl, c0, False)
         else:
-            Sl = np.ascontiguousarray(S[:, c0:c1].T).astype(np.float32)
-            stl = np.ascontiguousarray(rng[:, c0:c1].T)
+            Sl = Sb
+            stl = stb
+            _copy_transposed(S, Sl, c0, False)
+            _copy_transposed(rng, stl, c0, False)
         ptr, nbr, w, h, sidx, site, w64, h64, bstart = lay
         walker, label, swap_rng, acc, att, trips = pt
         K = ladder.shape[0]
@@ -662,11 +772,11 @@ def _block_kernel(kern: int):
                 ndraw += 1
         if kern == KERNEL_REPLICAS:
             if not whole:
-                S[:, c0:c1] = Sl
-                rng[:, c0:c1] = stl
+                _copy_columns(S, Sl, c0, True)
+                _copy_columns(rng, stl, c0, True)
         else:
-            S[:, c0:c1] = Sl.T
-            rng[:, c0:c1] = stl.T
+            _copy_transposed(S, Sl, c0, True)
+            _copy_transposed(rng, stl, c0, True)
 
     return _run_block
 
@@ -700,6 +810,8 @@ def run(
     dirs=None,
     energies=True,
     pos=None,
+    buffers=None,
+    window=0,
 ):
     """Advance every column ``nsteps`` steps from global step ``t0``; optionally record draws.
 
@@ -730,6 +842,11 @@ def run(
         needs the spins only, and for 64 replicas of 100 spins the energies cost ~7 us a draw).
     pos : int64 [n], the position of each site (the inverse of the layout's ``site``), for the
         word-at-a-time recording of the replica kernel; computed here when None.
+    buffers : dict in which the blocks' private copies of their columns are kept from one call
+        to the next (the caller's, one per runner: never shared by concurrent calls); None
+        allocates them for this call only.
+    window : the layout's ``window`` (how far apart a block's neighbours lie), which with n
+        decides the spin type of the column kernels' copies (:func:`column_dtype`).
     """
     nblocks = len(bounds) - 1
     if dirs is None:
@@ -739,16 +856,43 @@ def run(
         pos[lay[5]] = np.arange(len(lay[5]))
     rest = (lay, ladder, betaf, temp, pt, t0, nsteps, swap_every, thin, record, out, out_e, out_w)
     rest += (float(q), dirs, bool(energies), pos)
+    if buffers is None:
+        buffers = {}
     if threads <= 1:  # the short calls' path: a few microseconds count here (PCD steps)
         for bi in range(nblocks):
-            _block_function(int(kernels[bi]))(S, rng, bounds[bi], bounds[bi + 1], *rest)
+            kern, c0, c1 = int(kernels[bi]), bounds[bi], bounds[bi + 1]
+            Sb, stb = _private(buffers, S, rng, kern, c0, c1, window)
+            _block_function(kern)(S, rng, c0, c1, *rest, Sb, stb)
         return
 
     def block(bi: int) -> None:
-        _block_function(int(kernels[bi]))(S, rng, bounds[bi], bounds[bi + 1], *rest)
+        kern, c0, c1 = int(kernels[bi]), bounds[bi], bounds[bi + 1]
+        Sb, stb = _private(buffers, S, rng, kern, c0, c1, window)
+        _block_function(kern)(S, rng, c0, c1, *rest, Sb, stb)
 
     run_blocks(block, nblocks, threads)
 
 
+def _private(buffers: dict, S, rng, kern: int, c0: int, c1: int, window: int) -> tuple:
+    """The arrays a block copies its columns c0..c1 - 1 into (see :func:`_block_kernel`), from
+    ``buffers`` or made there."""
+    if kern == KERNEL_REPLICAS and c0 == 0 and c1 == S.shape[1]:
+        return _NO_SPINS, _NO_STREAMS  # one block of every column works in place
+    m = int(c1 - c0)
+    spins = np.int8 if kern == KERNEL_REPLICAS else column_dtype(S.shape[0], window, kern)
+    key = (kern == KERNEL_REPLICAS, spins, int(c0), S.shape[0], rng.shape[0], m)
+    got = buffers.get(key)
+    if got is None:
+        if kern == KERNEL_REPLICAS:
+            got = np.empty((S.shape[0], m), spins), np.empty((rng.shape[0], m), np.uint32)
+        else:
+            got = np.empty((m, S.shape[0]), spins), np.empty((m, rng.shape[0]), np.uint32)
+        buffers[key] = got
+    return got
+
+
 #: ``dirs`` of the kernels other than KERNEL_MIXTURE (never read)
 _NO_DIRS = np.zeros((0, 4), np.uint32)
+#: private copies of a block that works in place (never read)
+_NO_SPINS = np.zeros((0, 0), np.int8)
+_NO_STREAMS = np.zeros((0, 0), np.uint32)

@@ -1,0 +1,124 @@
+"""The paths the exact samplers take on large models compute what the small-model paths compute.
+
+* the column kernels copy a large random graph's column into int8 (not float32): the same
+  samples (the thresholds lowered here, so that small models take that path);
+* the site-vectorised chromatic kernel skips the row pointer when every padded row holds 4
+  entries: the same samples as the replica kernel, which always reads it;
+* blocks keep their private copies between calls (``Layout.buffers``): splitting a run into
+  calls, on a pool of threads, gives the samples of one call on one thread.
+
+Speed is measured in ``benchmarks/bench_large_models.py``, never here.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import pbitsim
+from pbitsim import models
+from pbitsim.sim import gibbs
+from pbitsim.sim import gibbs_kernels as gk
+
+CASES = {
+    "lattice": models.lattice_2d(8, 10, beta=0.5, h=0.1),  # every row 4 entries
+    "regular": models.random_regular(60, 3, seed=1, weights="gauss", beta=0.9),  # 3, padded
+    "glass": models.spin_glass(24, p=0.4, seed=2, field=0.2),  # rows of 8 and more
+}
+COLUMN_SCHEMES = ("chromatic", "sequential", "random-scan", "symmetric", "sweep-mixture")
+
+
+def _draws(c, method, replicas, **kw):
+    return pbitsim.sample(c, 6, method=method, replicas=replicas, burn_in=3, thin=2, seed=7, **kw)
+
+
+def test_column_dtype_narrows_large_columns_with_far_neighbours():
+    big, far, near = gk._NARROW_ABOVE + 1, gk._NEAR + 1, gk._NEAR
+    assert gk.column_dtype(big, far, gk.KERNEL_SITES) is np.int8
+    assert gk.column_dtype(big - 1, far, gk.KERNEL_SITES) is np.float32
+    assert gk.column_dtype(big, near, gk.KERNEL_SITES) is np.float32
+    assert gk.column_dtype(big, near, gk.KERNEL_RANDOM_SCAN) is np.int8  # jumps anywhere
+
+
+@pytest.mark.parametrize("method", ["chromatic", "sequential"])
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_window_is_the_median_range_of_a_blocks_neighbours(name, method):
+    c = CASES[name]
+    lay = pbitsim.open_runner(c, method, 1, seed=1)._layout
+    pos = np.empty(c.n, np.int64)
+    pos[lay.site] = np.arange(c.n)
+    bstart = lay.arrays[8]
+    ranges = []
+    for b0, b1 in zip(bstart[:-1], bstart[1:]):
+        sites = lay.site[b0:b1]
+        q = [pos[j] for i in sites for j in c.indices[c.indptr[i] : c.indptr[i + 1]]]
+        if q:
+            ranges.append(max(q) - min(q))
+    assert lay.window == int(np.median(ranges))
+
+
+def test_window_tells_a_lattice_from_a_random_graph():
+    """A lattice in Cuthill-McKee order reads neighbours near each other (float32 copies of a
+    large one), a random graph reads them anywhere (int8 copies)."""
+    lattice = pbitsim.open_runner(models.lattice_2d(150), "chromatic", 1, seed=1)._layout
+    assert lattice.window <= gk.BLOCK + 4 * 150  # a block's own span and two rows either side
+    graph = pbitsim.open_runner(models.random_regular(20000, 3), "chromatic", 1, seed=1)._layout
+    assert graph.window > 20000 // 2
+
+
+@pytest.mark.parametrize("method", COLUMN_SCHEMES)
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_int8_columns_give_the_float32_samples(monkeypatch, name, method):
+    c = CASES[name]
+    wide = _draws(c, method, 3)
+    monkeypatch.setattr(gk, "_NARROW_ABOVE", 0)
+    monkeypatch.setattr(gk, "_NEAR", -1)
+    runner = pbitsim.open_runner(c, method, 3, seed=7)
+    runner.advance(1)
+    assert {b[0].dtype for b in runner._layout.buffers.values()} == {np.dtype(np.int8)}
+    narrow = _draws(c, method, 3)
+    np.testing.assert_array_equal(wide.spins, narrow.spins)
+    np.testing.assert_array_equal(wide.info["energies"], narrow.info["energies"])
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_site_kernel_agrees_with_replica_kernel(monkeypatch, name):
+    """Replica r's samples do not depend on the kernel: the site-vectorised one (1 replica, with
+    or without the row pointer) and the replica-vectorised one (16 replicas) agree."""
+    c = CASES[name]
+    runner = pbitsim.open_runner(c, "chromatic", 1, seed=7)
+    ptr = runner._layout.arrays[0]
+    assert (ptr[-1] == 4 * c.n) == (name != "glass")  # the uniform path is taken where it should
+    one = _draws(c, "chromatic", 1)
+    monkeypatch.setattr(gibbs, "_COLUMN_KERNELS_BELOW", 0)
+    many = _draws(c, "chromatic", 16)
+    np.testing.assert_array_equal(one.spins[0], many.spins[0])
+
+
+def _addresses(runner) -> dict:
+    return {k: (a.ctypes.data, b.ctypes.data) for k, (a, b) in runner._layout.buffers.items()}
+
+
+@pytest.mark.parametrize("replicas", [6, 64])  # column kernels; replica kernel (blocks of 32)
+@pytest.mark.parametrize("name", ["lattice", "glass"])
+def test_kept_copies_give_the_one_call_samples(monkeypatch, name, replicas):
+    """Four calls on a pool of 2 threads (blocks copying into kept buffers) end where one call on
+    the calling thread (one block in place, or copies made for it) ends."""
+    c = CASES[name]
+    monkeypatch.setattr(gibbs, "_MAX_BLOCK_WIDTH", 32)
+    monkeypatch.setattr(gibbs, "_ONE_THREAD_BELOW", 0)
+    split = pbitsim.open_runner(c, "chromatic", replicas, seed=3)
+    bounds, _ = split._plan(2)
+    assert len(bounds) - 1 >= 2
+    monkeypatch.setattr(split, "_threads", lambda steps: 2)
+    for steps in (1, 3, 2, 4):
+        split.advance(steps)
+    kept = _addresses(split)
+    assert kept  # the blocks copied into buffers
+    split.advance(1)
+    assert _addresses(split) == kept  # and kept them
+    whole = pbitsim.open_runner(c, "chromatic", replicas, seed=3)
+    monkeypatch.setattr(whole, "_threads", lambda steps: 1)
+    whole.advance(11)
+    np.testing.assert_array_equal(split._S, whole._S)
+    np.testing.assert_array_equal(split._rng, whole._rng)
