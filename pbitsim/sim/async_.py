@@ -54,16 +54,14 @@ import math
 
 import numba as nb
 import numpy as np
-from llvmlite import ir
-from numba.core import cgutils, types
 from numba.cpython.unsafe.numbers import trailing_zeros
-from numba.extending import intrinsic
 
 from pbitsim import rng as _rng
 from pbitsim.couplings import Couplings
 from pbitsim.rng import splitmix64
 from pbitsim.sampling import Runner, register_method
 from pbitsim.sim.jit import splitmix64_next, uniform53
+from pbitsim.sim.prefetch import prefetch as _prefetch
 from pbitsim.sim.threads import run_blocks
 
 __all__ = ["AsyncRunner", "MODES"]
@@ -233,41 +231,6 @@ def _firing_tick(nxt, after):
     if nxt >= _FOREVER:
         return _FOREVER
     return max(np.int64(math.ceil(nxt)), after + 1)
-
-
-@intrinsic
-def _prefetch(typingctx, arr, row):
-    """Ask the caches for the line of arr[row, 0] ahead of its use: a hint that changes no value.
-
-    A tick's firings are known before their fields are summed, and their rows (about one in ten
-    sites, so a new cache line each) are read from the L2 cache: asking 8 firings ahead hides
-    that wait (10% of a firing on the lattice, measured)."""
-    sig = types.void(arr, row)
-
-    def codegen(context, builder, signature, args):
-        aryty, rowty = signature.args
-        ary = context.make_array(aryty)(context, builder, args[0])
-        zero = context.get_constant(types.intp, 0)
-        idx = [context.cast(builder, args[1], rowty, types.intp)] + [zero] * (aryty.ndim - 1)
-        ptr = cgutils.get_item_pointer2(
-            context,
-            builder,
-            ary.data,
-            cgutils.unpack_tuple(builder, ary.shape),
-            cgutils.unpack_tuple(builder, ary.strides),
-            aryty.layout,
-            idx,
-            wraparound=False,
-            boundscheck=False,
-        )
-        i8p, i32 = ir.IntType(8).as_pointer(), ir.IntType(32)
-        fnty = ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32])
-        fn = builder.module.declare_intrinsic("llvm.prefetch", [i8p], fnty)
-        # read, keep in all cache levels, data cache
-        builder.call(fn, [builder.bitcast(ptr, i8p), i32(0), i32(3), i32(1)])
-        return context.get_dummy_value()
-
-    return sig, codegen
 
 
 #: firings ahead whose neighbour rows the field loop asks the caches for

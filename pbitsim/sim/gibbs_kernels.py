@@ -37,6 +37,7 @@ from numba import njit, types
 from numba.extending import intrinsic, overload
 
 from pbitsim.sim.byte_tiles import transpose8
+from pbitsim.sim.prefetch import prefetch as _prefetch
 from pbitsim.sim.threads import run_blocks
 
 __all__ = ["run", "energies_of", "fma32", "xoshiro128p_step", "tanh_accept"]
@@ -79,44 +80,6 @@ KERNEL_SYMMETRIC, KERNEL_MIXTURE = 4, 5
 _PREFETCH_AHEAD = 4
 #: positions ahead whose layout (neighbours, weights, field) the site kernel asks for
 _LAYOUT_AHEAD = 2 * LANES
-
-
-@intrinsic
-def _prefetch(typingctx, arr, row):
-    """Ask for the cache line of arr[row, 0, ...] ahead of its use: a hint that changes no value.
-
-    The replica kernel reads each neighbour's row of spins; on a random graph whose spins
-    outgrow the caches (10^6 sites x 64 replicas: 64 MB) each such read waits out a memory
-    latency, which asking a few positions early hides (1.7x there, measured).
-    """
-    sig = types.void(arr, row)
-
-    def codegen(context, builder, signature, args):
-        from numba.core import cgutils
-
-        aryty, rowty = signature.args
-        ary = context.make_array(aryty)(context, builder, args[0])
-        zero = context.get_constant(types.intp, 0)
-        idx = [context.cast(builder, args[1], rowty, types.intp)] + [zero] * (aryty.ndim - 1)
-        ptr = cgutils.get_item_pointer2(
-            context,
-            builder,
-            ary.data,
-            cgutils.unpack_tuple(builder, ary.shape),
-            cgutils.unpack_tuple(builder, ary.strides),
-            aryty.layout,
-            idx,
-            wraparound=False,
-            boundscheck=False,
-        )
-        i8p, i32 = ir.IntType(8).as_pointer(), ir.IntType(32)
-        fnty = ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32])
-        fn = builder.module.declare_intrinsic("llvm.prefetch", [i8p], fnty)
-        # read, keep in all cache levels, data cache
-        builder.call(fn, [builder.bitcast(ptr, i8p), i32(0), i32(3), i32(1)])
-        return context.get_dummy_value()
-
-    return sig, codegen
 
 
 @intrinsic
