@@ -252,9 +252,20 @@ def _sweep_column(s, st, ptr, nbr, w, h, sidx, bstart, beta):
 
 
 def _site_sweep(uniform: bool):
-    """:func:`_sweep_sites` for layouts whose padded rows all hold 4 entries (``uniform``) or
-    any: the flag a constant of the closure, so each compiled sweep holds one way of summing a
-    field and of finding the layout to prefetch."""
+    """One chromatic step of one column s[n + 1], vectorised over the sites of a group.
+
+    A block's positions are taken LANES at a time (a group: one colour, so independent); the
+    fields are summed site by site, then the decisions run as one vector loop over the group with
+    the block's LANES streams, which position p would use in :func:`_sweep_replicas` too.
+    ``lanes`` is [4, LANES] scratch for the stream states, f and res [LANES] scratch. s is float32
+    or, for a large random graph, int8 (:func:`column_dtype`).
+
+    ``uniform``: every padded row holds 4 entries (degree <= 4: lattices, regular graphs of degree
+    3 or 4), so row p starts at 4p and ``ptr`` is not read: at 10^6 sites it streams from memory,
+    and its 8 bytes are a sixth of the layout read per site (the same sums in the same order).
+    The flag is a constant of the closure, as is the choice of sweep in :func:`_block_kernel`, so
+    a run compiles only the sweep it uses.
+    """
 
     @njit(cache=True)
     def sweep(s, st, ptr, nbr, w, h, bstart, beta, lanes, f, res):
@@ -315,27 +326,6 @@ def _site_sweep(uniform: bool):
 
 _sweep_sites_uniform = _site_sweep(True)
 _sweep_sites_any = _site_sweep(False)
-
-
-@njit(cache=True)
-def _sweep_sites(s, st, ptr, nbr, w, h, bstart, beta, lanes, f, res):
-    """One chromatic step of one column s[n + 1], vectorised over the sites of a group.
-
-    A block's positions are taken LANES at a time (a group: one colour, so independent); the
-    fields are summed site by site, then the decisions run as one vector loop over the group with
-    the block's LANES streams, which position p would use in :func:`_sweep_replicas` too.
-    ``lanes`` is [4, LANES] scratch for the stream states, f and res [LANES] scratch. s is float32
-    or, for a large random graph, int8 (:func:`column_dtype`).
-
-    When every padded row holds 4 entries (degree <= 4: lattices, regular graphs of degree 3 or
-    4) row p starts at 4p and ``ptr`` is not read: at 10^6 sites it streams from memory, and
-    its 8 bytes are a sixth of the layout read per site (the same sums in the same order).
-    """
-    n = h.shape[0]
-    if ptr[n] == 4 * n:
-        _sweep_sites_uniform(s, st, ptr, nbr, w, h, bstart, beta, lanes, f, res)
-    else:
-        _sweep_sites_any(s, st, ptr, nbr, w, h, bstart, beta, lanes, f, res)
 
 
 @njit(cache=True)
@@ -583,9 +573,10 @@ def _copy_transposed(A, B, c0, back):
                 B[j, p] = A[p, cu + j]
 
 
-def _block_kernel(kern: int):
+def _block_kernel(kern: int, uniform: bool = False):
     """:func:`run` for the columns c0..c1 - 1 (whole chains) with kernel ``kern``, on the calling
-    thread: one compiled function per kernel, made by this factory.
+    thread: one compiled function per kernel (and, for KERNEL_SITES, per ``uniform``: rows of 4
+    entries each, see :func:`_site_sweep`), made by this factory.
 
     ``kern`` is a constant of the closure, so Numba prunes the other kernels' branches before
     typing: a run compiles only the sweep and the spin type it uses (the cold start of a fresh
@@ -670,7 +661,14 @@ def _block_kernel(kern: int):
                     _sweep_column(Sl[j], stl[j], ptr, nbr, w, h, sidx, bstart, bv[j])
             elif kern == KERNEL_SITES:
                 for j in range(m):
-                    _sweep_sites(Sl[j], stl[j], ptr, nbr, w, h, bstart, bv[j], lanes, fl, res)
+                    if uniform:
+                        _sweep_sites_uniform(
+                            Sl[j], stl[j], ptr, nbr, w, h, bstart, bv[j], lanes, fl, res
+                        )
+                    else:
+                        _sweep_sites_any(
+                            Sl[j], stl[j], ptr, nbr, w, h, bstart, bv[j], lanes, fl, res
+                        )
             elif kern == KERNEL_SYMMETRIC:
                 for j in range(m):
                     _sweep_column(Sl[j], stl[j], ptr, nbr, w, h, sidx, bstart, bv[j])
@@ -725,9 +723,15 @@ def _block_kernel(kern: int):
 
 
 @functools.cache
-def _block_function(kern: int):
+def _block_function(kern: int, uniform: bool = False):
     """The compiled block function of kernel ``kern`` (made once per process)."""
-    return _block_kernel(kern)
+    return _block_kernel(kern, uniform)
+
+
+def _uniform_rows(lay) -> bool:
+    """Whether every padded row of the layout holds 4 entries (row p then starts at 4p)."""
+    ptr = lay[0]
+    return bool(ptr[-1] == 4 * (len(ptr) - 1))
 
 
 def run(
@@ -801,17 +805,18 @@ def run(
     rest += (float(q), dirs, bool(energies), pos)
     if buffers is None:
         buffers = {}
+    uniform = _uniform_rows(lay)
     if threads <= 1:  # the short calls' path: a few microseconds count here (PCD steps)
         for bi in range(nblocks):
             kern, c0, c1 = int(kernels[bi]), bounds[bi], bounds[bi + 1]
             Sb, stb = _private(buffers, S, rng, kern, c0, c1, window)
-            _block_function(kern)(S, rng, c0, c1, *rest, Sb, stb)
+            _block_function(kern, uniform and kern == KERNEL_SITES)(S, rng, c0, c1, *rest, Sb, stb)
         return
 
     def block(bi: int) -> None:
         kern, c0, c1 = int(kernels[bi]), bounds[bi], bounds[bi + 1]
         Sb, stb = _private(buffers, S, rng, kern, c0, c1, window)
-        _block_function(kern)(S, rng, c0, c1, *rest, Sb, stb)
+        _block_function(kern, uniform and kern == KERNEL_SITES)(S, rng, c0, c1, *rest, Sb, stb)
 
     run_blocks(block, nblocks, threads)
 
