@@ -40,6 +40,8 @@ def _children_cpu() -> float:
 def run_once(cache: Path, args: list[str], out: Path) -> dict:
     env = dict(os.environ, NUMBA_CACHE_DIR=str(cache))
     cmd = [sys.executable, "-c", "from pbitsim.cli import main; main()", *args, "--out", str(out)]
+    if args[:1] == ["demo"]:  # its HTML report and plots too, not into the current folder
+        cmd += ["--report", str(out.with_suffix(".html"))]
     before = _children_cpu()
     t = time.perf_counter()
     res = subprocess.run(cmd, env=env, capture_output=True, text=True)
