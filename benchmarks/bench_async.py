@@ -17,13 +17,18 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # the sibling benchmarks
 
-from bench_throughput import ASYNC, load, machine, sweeps_for, workloads  # noqa: E402
+from bench_throughput import (  # noqa: E402
+    ASYNC,
+    load,
+    machine,
+    paired_rates,
+    sweeps_for,
+    workloads,
+)
 
 from pbitsim.sampling import get_method  # noqa: E402
 
@@ -32,33 +37,16 @@ HEADER = (
 )
 
 
-def _pair(chromatic, asynchronous, steps_c: int, steps_a: int) -> tuple[float, float]:
-    """CPU seconds of one chromatic call, then of one async call."""
-    out = []
-    for runner, steps in ((chromatic, steps_c), (asynchronous, steps_a)):
-        c = time.process_time()
-        runner.advance(steps)
-        out.append(time.process_time() - c)
-    return out[0], out[1]
-
-
 def measure(c, replicas: int, work: float, repeats: int) -> dict:
     """Median flips per CPU-ns of both samplers and of the paired ratio."""
     chromatic = get_method("chromatic")(c, replicas=replicas, seed=1)
     asynchronous = get_method("async")(c, replicas=replicas, seed=1, **ASYNC)
     steps_c = sweeps_for(c, replicas, work)
     steps_a = max(2, sweeps_for(c, replicas, work / 4))  # an async step costs more
-    _pair(chromatic, asynchronous, 2, 2)  # warm-up
-    pairs = [_pair(chromatic, asynchronous, steps_c, steps_a) for _ in range(repeats)]
-    flips_c, flips_a = c.n * replicas * steps_c, c.n * replicas * steps_a
-    row = {
-        "chromatic": statistics.median(flips_c / p[0] / 1e9 for p in pairs),
-        "async": statistics.median(flips_a / p[1] / 1e9 for p in pairs),
-        "ratio": statistics.median((flips_a / p[1]) / (flips_c / p[0]) for p in pairs),
-    }
+    r = paired_rates(c, replicas, chromatic, asynchronous, (steps_c, steps_a), repeats)
     asynchronous.close()
     chromatic.close()
-    return row
+    return {"chromatic": r["first cpu"], "async": r["second cpu"], "ratio": r["ratio cpu"]}
 
 
 def main() -> None:

@@ -23,13 +23,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # the sibling benchmarks
 
-from bench_throughput import load, machine, sweeps_for, workloads  # noqa: E402
+from bench_throughput import load, machine, paired_rates, sweeps_for, workloads  # noqa: E402
 
 from pbitsim.sampling import get_method  # noqa: E402
 
@@ -37,16 +35,6 @@ PRESETS = ("default", "published")
 #: schedule -> its run-time options (the method's defaults, spelt out)
 SCHEDULES = {"chromatic": {}, "async-random": {"p": 0.1}, "async-periodic": {"period": 8}}
 REPLICAS = (1, 8, 64)
-
-
-def _pair(chromatic, hardware, steps_c: int, steps_h: int) -> tuple[float, ...]:
-    """Wall and CPU seconds of one chromatic call, then of one hardware call."""
-    out = []
-    for runner, steps in ((chromatic, steps_c), (hardware, steps_h)):
-        w, c = time.perf_counter(), time.process_time()
-        runner.advance(steps)
-        out += [time.perf_counter() - w, time.process_time() - c]
-    return tuple(out)
 
 
 def measure(c, preset: str, schedule: str, replicas: int, work: float, repeats: int) -> dict:
@@ -59,15 +47,13 @@ def measure(c, preset: str, schedule: str, replicas: int, work: float, repeats: 
     # a hardware step costs more: less work per call keeps every point under a few seconds
     slow = (2 if schedule == "chromatic" else 16) * (8 if replicas == 1 else 1)
     steps_h = max(2, sweeps_for(c, replicas, work / slow))
-    _pair(chromatic, hardware, 2, 2)  # warm-up (compilation, first touch)
-    pairs = [_pair(chromatic, hardware, steps_c, steps_h) for _ in range(repeats)]
-    flips_c, flips_h = c.n * replicas * steps_c, c.n * replicas * steps_h
+    r = paired_rates(c, replicas, chromatic, hardware, (steps_c, steps_h), repeats)
     row = {
-        "chromatic wall": statistics.median(flips_c / p[0] / 1e9 for p in pairs),
-        "chromatic cpu": statistics.median(flips_c / p[1] / 1e9 for p in pairs),
-        "hardware wall": statistics.median(flips_h / p[2] / 1e9 for p in pairs),
-        "hardware cpu": statistics.median(flips_h / p[3] / 1e9 for p in pairs),
-        "ratio": statistics.median((flips_h / p[2]) / (flips_c / p[0]) for p in pairs),
+        "chromatic wall": r["first wall"],
+        "chromatic cpu": r["first cpu"],
+        "hardware wall": r["second wall"],
+        "hardware cpu": r["second cpu"],
+        "ratio": r["ratio wall"],
     }
     hardware.close()
     chromatic.close()

@@ -83,6 +83,33 @@ def timed(fn, repeats: int) -> tuple[float, float]:
     return statistics.median(walls), statistics.median(cpus)
 
 
+def paired_rates(c, replicas: int, first, second, steps: tuple[int, int], repeats: int) -> dict:
+    """Two runners timed as pairs (``first`` then ``second``, back to back, so both see nearly
+    the same load) after a warm-up call of each: medians over the pairs of flips per wall-ns and
+    per CPU-ns of each, and of the per-pair ratios second / first of the wall and CPU rates."""
+
+    def pair(s1: int, s2: int) -> tuple[float, ...]:
+        out = []
+        for runner, k in ((first, s1), (second, s2)):
+            w, t = time.perf_counter(), time.process_time()
+            runner.advance(k)
+            out += [time.perf_counter() - w, time.process_time() - t]
+        return tuple(out)
+
+    pair(2, 2)  # compilation, first touch
+    pairs = [pair(*steps) for _ in range(repeats)]
+    f1, f2 = (c.n * replicas * k / 1e9 for k in steps)
+    med = statistics.median
+    return {
+        "first wall": med(f1 / p[0] for p in pairs),
+        "first cpu": med(f1 / p[1] for p in pairs),
+        "second wall": med(f2 / p[2] for p in pairs),
+        "second cpu": med(f2 / p[3] for p in pairs),
+        "ratio wall": med((f2 / p[2]) / (f1 / p[0]) for p in pairs),
+        "ratio cpu": med((f2 / p[3]) / (f1 / p[1]) for p in pairs),
+    }
+
+
 def sweeps_for(c, chains: int, work: float) -> int:
     per_update = c.nnz / c.n + 4  # dense models cost per coupling, sparse ones per site
     return max(2, int(work / (c.n * chains * per_update / 8)))
