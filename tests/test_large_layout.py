@@ -122,3 +122,68 @@ def test_kept_copies_give_the_one_call_samples(monkeypatch, name, replicas):
     whole.advance(11)
     np.testing.assert_array_equal(split._S, whole._S)
     np.testing.assert_array_equal(split._rng, whole._rng)
+
+
+SPLIT_CASES = {
+    "lattice": models.lattice_2d(64, 48, beta=0.45, h=0.05),  # 2 classes of 3 blocks
+    "regular": models.random_regular(5000, 3, seed=4, weights="gauss", beta=0.8),  # 3+ colours
+}
+
+
+@pytest.mark.parametrize(
+    "replicas, kw",
+    [
+        (16, {}),  # a multiple of 8 rows: word-at-a-time recording
+        (20, {}),  # ragged rows
+        (12, {"betas": [0.3, 0.6, 1.0], "swap_every": 2}),  # 36 rows of tempering
+    ],
+)
+@pytest.mark.parametrize("name", sorted(SPLIT_CASES))
+def test_threads_sharing_a_class_give_the_one_thread_samples(monkeypatch, name, replicas, kw):
+    """A large chromatic model's threads share each colour class's positions (run_split, the
+    threshold lowered so that a small model takes it): draws, energies, walkers, swap counts and
+    the final state equal those of one thread running every replica."""
+    c = SPLIT_CASES[name]
+    calls = []
+    run_split = gk.run_split
+
+    def spy(*args, **kwargs):
+        calls.append(args[2])
+        return run_split(*args, **kwargs)
+
+    monkeypatch.setattr(gibbs, "_SPLIT_SITES_ABOVE", 0)
+    monkeypatch.setattr(gk, "run_split", spy)
+
+    def runs(threads):
+        r = pbitsim.open_runner(c, "chromatic", replicas, seed=9, **kw)
+        monkeypatch.setattr(r, "_threads", lambda steps: threads)
+        r.advance(2)
+        a = r.draw(3, thin=2)
+        info = r.draw_info()
+        b = r.draw(2)
+        return r, a, b, info
+
+    split, a2, b2, info2 = runs(2)
+    assert calls and max(len(runs) for parts in calls for runs in parts) == 2  # really shared
+    calls.clear()
+    whole, a1, b1, info1 = runs(1)
+    assert not calls
+    np.testing.assert_array_equal(a2, a1)
+    np.testing.assert_array_equal(b2, b1)
+    assert sorted(info2) == sorted(info1)
+    for key in info1:
+        np.testing.assert_array_equal(info2[key], info1[key])
+    np.testing.assert_array_equal(split._S, whole._S)
+    np.testing.assert_array_equal(split._rng, whole._rng)
+    assert split.info() == whole.info()
+
+
+def test_site_parts_cut_each_class_into_runs_of_whole_blocks():
+    bstart = np.array([0, 1024, 2048, 2500, 3524, 4000])  # class 0: 3 blocks, class 1: 2
+    parts = gk.site_parts(bstart, (0, 2500, 4000), 2)
+    assert [[list(r) for r in runs] for runs in parts] == [
+        [[0, 1024], [1024, 2048, 2500]],
+        [[2500, 3524], [3524, 4000]],
+    ]
+    one = gk.site_parts(bstart, (0, 2500, 4000), 4)  # fewer blocks than threads: one each
+    assert [len(runs) for runs in one] == [3, 2]

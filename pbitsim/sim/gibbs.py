@@ -81,6 +81,7 @@ import numpy as np
 
 from pbitsim.couplings import Couplings
 from pbitsim.sampling import Runner, _count, register_method
+from pbitsim.sim import aligned
 from pbitsim.sim import gibbs_kernels as gk
 from pbitsim.sim.gibbs_kernels import BLOCK, LANES
 
@@ -99,6 +100,11 @@ __all__ = [
 _COLUMN_KERNELS_BELOW = 16
 #: replicas per block of the replica kernel, at most (more blocks than threads above it).
 _MAX_BLOCK_WIDTH = 128
+#: above this many bytes of spins (n x rows), a chromatic runner's threads share each colour
+#: class's positions instead of its replicas (:func:`pbitsim.sim.gibbs_kernels.run_split`): the
+#: model's spins are far outside the caches there, and a class takes milliseconds, so meeting
+#: after each costs nothing measurable
+_SPLIT_SITES_ABOVE = 1 << 24
 #: a call doing less work than this (rows x steps x (n + stored couplings)), about a millisecond
 #: on one core, runs on the calling thread alone
 _ONE_THREAD_BELOW = 1 << 20
@@ -128,6 +134,8 @@ class Layout:
     #: range of their positions (~2 x side for a lattice in Cuthill-McKee order, ~n for a random
     #: graph), which tells the kernels whether a sweep's reads stay in cache
     window: int = 0
+    #: the first position of each update class, then n (chromatic: the colour classes)
+    starts: tuple = ()
     #: the kernels' private copies of column blocks, kept from one call to the next
     #: (:func:`pbitsim.sim.gibbs_kernels.run`): a fresh copy's page faults cost more than the
     #: copying (a 10^6-spin model's 32-replica block: 48 MB, 34 ms to fault in its spins alone)
@@ -194,6 +202,7 @@ def build_layout(c: Couplings, classes: list[np.ndarray]) -> Layout:
         dst=dst,
         src=src,
         window=_window(nbr[dst], row, bstart),
+        starts=tuple(int(x) for x in starts),
     )
     layout.fill(c)
     return layout
@@ -239,6 +248,8 @@ class GibbsRunner(Runner):
 
     #: the kernel every block runs (None: chosen per block by :meth:`_plan`)
     _column_kernel: int | None = None
+    #: whether the update classes are independent sets, whose positions threads may share
+    _independent_classes = False
     #: forward-sweep probability and per-row direction streams (``"sweep-mixture"`` only)
     _q = 1.0
     _dirs = np.zeros((0, 4), np.uint32)
@@ -317,11 +328,11 @@ class GibbsRunner(Runner):
         self._rows = rows
         self._layout = self._make_layout()
         ns = self._layout.n_streams
-        self._rng = np.ascontiguousarray(_streams(seed, 0, rows, ns).T)
+        self._rng = aligned.copy(_streams(seed, 0, rows, ns).T)
         pos_of = np.empty(n, np.int64)
         pos_of[self._layout.site] = np.arange(n)
         self._pos_of = pos_of  # site -> position (row of self._S)
-        self._S = np.zeros((n + 1, rows), np.int8)
+        self._S = aligned.zeros((n + 1, rows), np.int8)  # a row of 64 replicas: one line
         if initial is None:
             words = _words(seed, 2, rows, -(-n // 32))
             bits = np.unpackbits(words.view(np.uint8), axis=1)[:, :n]
@@ -345,7 +356,7 @@ class GibbsRunner(Runner):
         self._att = np.zeros_like(self._acc)
         self._trips = np.zeros(replicas, np.int64)
         self._t = 0
-        self._plans: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._plans: dict = {}  # per thread count (and ("sites", threads) for run_split)
         self._last_info: dict = {}
         if self._ramp is not None:
             start, stop, kind, sweeps = self._ramp
@@ -451,41 +462,82 @@ class GibbsRunner(Runner):
         out_w = np.empty((self._rows, k), np.int32)
         if steps:
             threads = self._threads(steps)
-            if threads not in self._plans:  # a plan depends on the runner and thread count only
-                self._plans[threads] = self._plan(threads)
-            bounds, kernels = self._plans[threads]
             pt = (self._walker, self._label, self._swap_rng, self._acc, self._att, self._trips)
-            gk.run(
-                self._S,
-                self._rng,
-                bounds,
-                kernels,
-                self._layout.arrays,
-                self._ladder,
-                self._sched,
-                self._temp,
-                pt,
-                self._t,
-                steps,
-                self._swap_every,
-                thin,
-                record,
-                out,
-                out_e,
-                out_w,
-                threads,
-                self._q,
-                self._dirs,
-                energies,
-                self._pos_of,
-                self._layout.buffers,
-                self._layout.window,
-            )
+            if threads > 1 and self._splits_sites():
+                self._run_split(threads, pt, steps, thin, record, out, out_e, out_w, energies)
+            else:
+                if threads not in self._plans:  # a plan depends on the runner and thread count only
+                    self._plans[threads] = self._plan(threads)
+                bounds, kernels = self._plans[threads]
+                gk.run(
+                    self._S,
+                    self._rng,
+                    bounds,
+                    kernels,
+                    self._layout.arrays,
+                    self._ladder,
+                    self._sched,
+                    self._temp,
+                    pt,
+                    self._t,
+                    steps,
+                    self._swap_every,
+                    thin,
+                    record,
+                    out,
+                    out_e,
+                    out_w,
+                    threads,
+                    self._q,
+                    self._dirs,
+                    energies,
+                    self._pos_of,
+                    self._layout.buffers,
+                    self._layout.window,
+                )
             self._t += steps
         self._last_info = {"energies": out_e} if energies else {}
         if self._K > 1:
             self._last_info["walker_index"] = out_w
         return out
+
+    def _splits_sites(self) -> bool:
+        """Whether a multi-threaded call shares each class's positions over the threads
+        (:data:`_SPLIT_SITES_ABOVE`) rather than the replicas: chromatic runners whose rows fit
+        one replica-kernel block and whose spins outgrow the caches."""
+        n, rows = self.couplings.n, self._rows
+        return (
+            self._independent_classes
+            and _COLUMN_KERNELS_BELOW <= rows <= _MAX_BLOCK_WIDTH
+            and (n + 1) * rows > _SPLIT_SITES_ABOVE
+        )
+
+    def _run_split(self, threads, pt, steps, thin, record, out, out_e, out_w, energies) -> None:
+        key = ("sites", threads)
+        if key not in self._plans:
+            lay = self._layout
+            self._plans[key] = gk.site_parts(lay.arrays[8], lay.starts, threads)
+        gk.run_split(
+            self._S,
+            self._rng,
+            self._plans[key],
+            self._layout.arrays,
+            self._ladder,
+            self._sched,
+            self._temp,
+            pt,
+            self._t,
+            steps,
+            self._swap_every,
+            thin,
+            record,
+            out,
+            out_e,
+            out_w,
+            threads,
+            energies,
+            self._pos_of,
+        )
 
     def advance(self, sweeps: int) -> None:
         self._run(_count("sweeps", sweeps, 0), 1, False)
@@ -530,6 +582,7 @@ class ChromaticRunner(GibbsRunner):
     """``method="chromatic"``: one step = every colour class once, colours in order."""
 
     step_unit = "chromatic step"
+    _independent_classes = True
 
     def _make_layout(self) -> Layout:
         from scipy.sparse.csgraph import reverse_cuthill_mckee

@@ -36,11 +36,20 @@ from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic, overload
 
+from pbitsim.sim import aligned
 from pbitsim.sim.byte_tiles import transpose8
 from pbitsim.sim.prefetch import prefetch as _prefetch
 from pbitsim.sim.threads import run_blocks
 
-__all__ = ["run", "energies_of", "fma32", "xoshiro128p_step", "tanh_accept"]
+__all__ = [
+    "run",
+    "run_split",
+    "site_parts",
+    "energies_of",
+    "fma32",
+    "xoshiro128p_step",
+    "tanh_accept",
+]
 
 _F = np.float32
 # Eigen's float tanh: x * P(x^2) / Q(x^2) on |x| <= 7.90531110763549805 (tanh rounds to +-1 in
@@ -520,6 +529,45 @@ def _record_lanes(S, pos, c0, K, temp, e, d, out, out_e, out_w):
             out[rows[j], d, i] = row_s[j]
 
 
+@njit(cache=True)
+def _step_betas(ladder, betaf, temp, c0, t, bv):
+    """bv[j] = the beta of column c0 + j at global step t, rounded to float32 (see :func:`run`)."""
+    scale = betaf[min(t, betaf.shape[0] - 1)]
+    for j in range(bv.shape[0]):
+        bv[j] = np.float32(ladder[temp[c0 + j]] * scale)
+
+
+@njit(cache=True)
+def _after_step(
+    Sl, by_column, c0, lay, ladder, temp, pt, t, step, swap_every, thin, record, energies, pos,
+    out, out_e, out_w, e, inner, ndraw,
+):  # fmt: skip
+    """What follows the sweep of global step t (``step`` of this call) for the columns c0.. held
+    in Sl: their energies where a swap event or a recorded draw needs them, the swap event, the
+    recording. Returns the number of draws recorded so far in this call."""
+    ptr, nbr, w, h, sidx, site, w64, h64, bstart = lay
+    walker, label, swap_rng, acc, att, trips = pt
+    K = ladder.shape[0]
+    m = e.shape[0]
+    swap = swap_every > 0 and (t + 1) % swap_every == 0
+    rec = record and (step + 1) % thin == 0
+    if swap or (rec and energies):
+        energies_of(Sl, by_column, ptr, nbr, w64, h64, bstart, e, inner)
+    if swap:
+        event = (t + 1) // swap_every - 1
+        for c in range(c0 // K, (c0 + m) // K):
+            _swap(
+                c, event, K, c0, e, ladder, temp, walker, label, swap_rng, acc, att, trips, record
+            )
+    if rec:
+        if not by_column and m % 8 == 0:
+            _record_lanes(Sl, pos, c0, K, temp, e, ndraw, out, out_e, out_w)
+        else:
+            _record(Sl, by_column, c0, K, temp, site, e, ndraw, out, out_e, out_w)
+        ndraw += 1
+    return ndraw
+
+
 #: column kernels copy a column into int8, not float32, above this many rows of spins: its
 #: float32 copy (4 MB at 10^6 sites) would outgrow the 2 MB L2 cache, where a random graph's
 #: neighbour reads then wait on L3 (the same values: +-1 and 0 convert exactly) ...
@@ -637,8 +685,6 @@ def _block_kernel(kern: int, uniform: bool = False):
             _copy_transposed(S, Sl, c0, False)
             _copy_transposed(rng, stl, c0, False)
         ptr, nbr, w, h, sidx, site, w64, h64, bstart = lay
-        walker, label, swap_rng, acc, att, trips = pt
-        K = ladder.shape[0]
         by_column = kern != KERNEL_REPLICAS
         m = c1 - c0
         bv = np.empty(m, np.float32)
@@ -651,9 +697,7 @@ def _block_kernel(kern: int, uniform: bool = False):
         ndraw = 0
         for step in range(nsteps):
             t = t0 + step
-            scale = betaf[min(t, betaf.shape[0] - 1)]
-            for j in range(m):
-                bv[j] = np.float32(ladder[temp[c0 + j]] * scale)
+            _step_betas(ladder, betaf, temp, c0, t, bv)
             if kern == KERNEL_REPLICAS:
                 _sweep_replicas(Sl, stl, ptr, nbr, w, h, sidx, bstart, bv, f)
             elif kern == KERNEL_COLUMNS:
@@ -682,35 +726,10 @@ def _block_kernel(kern: int, uniform: bool = False):
             else:
                 for j in range(m):
                     _scan_random(Sl[j], stl[j], ptr, nbr, w, h, bv[j])
-            swap = swap_every > 0 and (t + 1) % swap_every == 0
-            rec = record and (step + 1) % thin == 0
-            if swap or (rec and energies):
-                energies_of(Sl, by_column, ptr, nbr, w64, h64, bstart, e, inner)
-            if swap:
-                event = (t + 1) // swap_every - 1
-                for c in range(c0 // K, (c0 + m) // K):
-                    _swap(
-                        c,
-                        event,
-                        K,
-                        c0,
-                        e,
-                        ladder,
-                        temp,
-                        walker,
-                        label,
-                        swap_rng,
-                        acc,
-                        att,
-                        trips,
-                        record,
-                    )
-            if rec:
-                if not by_column and m % 8 == 0:
-                    _record_lanes(Sl, pos, c0, K, temp, e, ndraw, out, out_e, out_w)
-                else:
-                    _record(Sl, by_column, c0, K, temp, site, e, ndraw, out, out_e, out_w)
-                ndraw += 1
+            ndraw = _after_step(
+                Sl, by_column, c0, lay, ladder, temp, pt, t, step, swap_every, thin, record,
+                energies, pos, out, out_e, out_w, e, inner, ndraw,
+            )  # fmt: skip
         if kern == KERNEL_REPLICAS:
             if not whole:
                 _copy_columns(S, Sl, c0, True)
@@ -821,6 +840,68 @@ def run(
     run_blocks(block, nblocks, threads)
 
 
+@njit(cache=True, nogil=True)
+def _sweep_part(S, st, ptr, nbr, w, h, sidx, bstart, bv, f):
+    """:func:`_sweep_replicas` over the position blocks ``bstart`` only, without the GIL."""
+    _sweep_replicas(S, st, ptr, nbr, w, h, sidx, bstart, bv, f)
+
+
+def site_parts(bstart: np.ndarray, starts, threads: int) -> list[list[np.ndarray]]:
+    """For each update class (positions ``starts[c]``..``starts[c + 1]``), its position blocks
+    cut into at most ``threads`` runs of consecutive blocks: the ``bstart`` bounds of each run.
+
+    A block's positions share their streams with no other block, and each stream is still
+    consumed in position order, so how a class is cut changes no number.
+    """
+    first = np.searchsorted(bstart, np.asarray(starts, np.int64))
+    parts = []
+    for c in range(len(first) - 1):
+        b0, b1 = int(first[c]), int(first[c + 1])
+        cuts = np.unique(b0 + (np.arange(threads + 1) * (b1 - b0)) // threads)
+        parts.append([np.ascontiguousarray(bstart[x : y + 1]) for x, y in zip(cuts, cuts[1:])])
+    return parts
+
+
+def run_split(
+    S, rng, parts, lay, ladder, betaf, temp, pt, t0, nsteps, swap_every, thin, record, out,
+    out_e, out_w, threads, energies=True, pos=None,
+):  # fmt: skip
+    """:func:`run` with the replica kernel on every column at once, in place, and each update
+    class's positions shared over ``threads`` threads instead of the columns
+    (``parts`` = :func:`site_parts`); the threads meet after each class. Only for classes that
+    are independent sets (chromatic): no position then reads one that another thread writes.
+
+    For a large model: an int8 row of 64 replicas is one cache line, and a thread that holds all
+    the replicas of its positions uses every byte of each neighbour line it pulls from memory
+    (blocks of 32 replicas on two threads use half), with no private copies to make. The meeting
+    per class costs a thread wake-up, which a sweep of a large model earns back many times. The
+    numbers are those of :func:`run` (same kernel, streams consumed in the same order).
+    """
+    m = S.shape[1]
+    if pos is None:
+        pos = np.empty(len(lay[5]), np.int64)
+        pos[lay[5]] = np.arange(len(lay[5]))
+    ptr, nbr, w, h, sidx = lay[:5]
+    bv = np.empty(m, np.float32)
+    fs = [np.empty(m, np.float32) for _ in range(threads)]
+    e = np.empty(m, np.float64)
+    inner = np.empty(m, np.float64)
+    ndraw = 0
+    for step in range(nsteps):
+        t = t0 + step
+        _step_betas(ladder, betaf, temp, 0, t, bv)
+        for runs in parts:
+
+            def block(i: int, runs=runs) -> None:
+                _sweep_part(S, rng, ptr, nbr, w, h, sidx, runs[i], bv, fs[i])
+
+            run_blocks(block, len(runs), threads)
+        ndraw = _after_step(
+            S, False, 0, lay, ladder, temp, pt, t, step, swap_every, thin, record, energies, pos,
+            out, out_e, out_w, e, inner, ndraw,
+        )  # fmt: skip
+
+
 def _private(buffers: dict, S, rng, kern: int, c0: int, c1: int, window: int) -> tuple:
     """The arrays a block copies its columns c0..c1 - 1 into (see :func:`_block_kernel`), from
     ``buffers`` or made there."""
@@ -832,9 +913,9 @@ def _private(buffers: dict, S, rng, kern: int, c0: int, c1: int, window: int) ->
     got = buffers.get(key)
     if got is None:
         if kern == KERNEL_REPLICAS:
-            got = np.empty((S.shape[0], m), spins), np.empty((rng.shape[0], m), np.uint32)
+            got = aligned.empty((S.shape[0], m), spins), aligned.empty((rng.shape[0], m), np.uint32)
         else:
-            got = np.empty((m, S.shape[0]), spins), np.empty((m, rng.shape[0]), np.uint32)
+            got = aligned.empty((m, S.shape[0]), spins), aligned.empty((m, rng.shape[0]), np.uint32)
         buffers[key] = got
     return got
 

@@ -42,6 +42,7 @@ import numba as nb
 import numpy as np
 
 from pbitsim.board.design import ENABLE_BITS
+from pbitsim.sim import aligned
 from pbitsim.sim.async_rules import RANDOM as _RANDOM
 from pbitsim.sim.byte_tiles import transpose8
 from pbitsim.sim.jit import counter_tick, decide_spin, enable_acts, rng_next, rng_output, saturate
@@ -193,10 +194,10 @@ class LaneState:
         widths = np.diff(self.bounds)
         if widths.max() > 64:
             raise ValueError(f"a block has at most 64 lanes, not {widths.max()}")
-        self.H = [np.zeros((slots, n + 1, m), np.int8) for m in widths]
-        self.G = [np.empty((n, m), np.uint64) for m in widths]
-        self.E = [np.empty((n if enable else 0, m), np.uint64) for m in widths]
-        self.K = [np.empty((n if counters else 0, m), np.int32) for m in widths]
+        self.H = [aligned.zeros((slots, n + 1, m), np.int8) for m in widths]
+        self.G = [aligned.empty((n, m), np.uint64) for m in widths]
+        self.E = [aligned.empty((n if enable else 0, m), np.uint64) for m in widths]
+        self.K = [aligned.empty((n if counters else 0, m), np.int32) for m in widths]
 
     def load(self, hist, gen, egen, counter) -> None:
         """Take the machine's replica-major state."""
