@@ -135,6 +135,17 @@ def _scatter_lanes(src, perm, r0, dst):
 
 
 @nb.njit(cache=True, nogil=True)
+def _copy_rows(src, dst, rows):
+    """dst[:rows] = src[:rows] for C-ordered [*, m] arrays, as one flat loop (Numba's slice
+    assignment of a 2-D block measured ten times slower: ~0.27 ns a byte)."""
+    size = rows * src.shape[1]
+    s = src.reshape(src.size)
+    d = dst.reshape(dst.size)
+    for x in range(size):
+        d[x] = s[x]
+
+
+@nb.njit(cache=True, nogil=True)
 def _record(Hc, r0, d, out):
     """out[r0 + j, d, i] = Hc[i, j]: the spins of every lane after a recorded cycle.
 
@@ -303,7 +314,7 @@ def _chromatic_block(
                     tmp[p - lo, j] = decide_spin(acc[j], tv[j], r)
                     G[p, j] = rng_next(kind, G[p, j])
         if slots > 1:
-            Hc[:, :] = Hp
+            _copy_rows(Hp, Hc, Hp.shape[0])
         for p in range(lo, hi):
             i = order[p]
             for j in range(mu):
@@ -432,7 +443,7 @@ def _uncoloured_block(
                     g = G[i, j]
                     G[i, j] = rng_next(kind, g) if (bits >> j) & _U1 else g
         _decide_batch(b_acc, b_t, b_r, b_at, nb, b_d, Xf)
-        Hc[:n, :] = X
+        _copy_rows(X, Hc, n)
         done = t - cycle0
         if stride > 0 and done % stride == 0:
             _record(Hc, r0, done // stride - 1, out)
