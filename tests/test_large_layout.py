@@ -187,3 +187,33 @@ def test_site_parts_cut_each_class_into_runs_of_whole_blocks():
     ]
     one = gk.site_parts(bstart, (0, 2500, 4000), 4)  # fewer blocks than threads: one each
     assert [len(runs) for runs in one] == [3, 2]
+
+
+@pytest.mark.parametrize("shape", [(0,), (1,), (3, 5), (1001, 64), (7, 3, 9)])
+@pytest.mark.parametrize("dtype", [np.int8, np.uint32, np.uint64, np.float32])
+def test_aligned_arrays_start_on_a_cache_line(shape, dtype):
+    from pbitsim.sim import aligned
+
+    a = aligned.zeros(shape, dtype)
+    assert a.shape == shape and a.dtype == dtype and a.flags.c_contiguous and a.flags.writeable
+    assert (a.ctypes.data % aligned.LINE == 0 or a.size == 0) and not a.any()
+    src = np.arange(int(np.prod(shape)), dtype=dtype).reshape(shape)
+    b = aligned.copy(src.T.T)
+    np.testing.assert_array_equal(b, src)
+    assert (b.ctypes.data % aligned.LINE == 0 or b.size == 0) and b.flags.c_contiguous
+
+
+def test_runner_and_lane_state_rows_start_on_cache_lines():
+    """A row of 64 replicas' spins is one 64-byte line only if the array starts on one (numpy
+    starts a large array 16 bytes into a page)."""
+    from pbitsim.sampling import get_method
+    from pbitsim.sim import aligned
+
+    c = models.lattice_2d(40, 50, beta=0.4)
+    r = pbitsim.open_runner(c, "chromatic", 64, seed=1)
+    assert r._S.ctypes.data % aligned.LINE == 0 and r._rng.ctypes.data % aligned.LINE == 0
+    hw = get_method("hardware")(c, replicas=64, seed=1)
+    hw.advance(1)
+    lanes = hw.machine._lanes
+    for arrays in (lanes.H, lanes.G):
+        assert all(a.ctypes.data % aligned.LINE == 0 for a in arrays)

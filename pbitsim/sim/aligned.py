@@ -17,7 +17,8 @@ LINE = 64
 
 
 def empty(shape, dtype) -> np.ndarray:
-    """``np.empty(shape, dtype)`` (C order) whose data start on a :data:`LINE` boundary."""
+    """``np.empty(shape, dtype)`` (C order) whose data start on a :data:`LINE` boundary (unless
+    it holds no element)."""
     dtype = np.dtype(dtype)
     shape = tuple(int(x) for x in np.atleast_1d(shape))
     size = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
