@@ -463,38 +463,20 @@ class GibbsRunner(Runner):
         if steps:
             threads = self._threads(steps)
             pt = (self._walker, self._label, self._swap_rng, self._acc, self._att, self._trips)
+            # what both runs take between the state and the threads
+            work = (self._layout.arrays, self._ladder, self._sched, self._temp, pt, self._t)
+            work += (steps, self._swap_every, thin, record, out, out_e, out_w)
             if threads > 1 and self._splits_sites():
-                self._run_split(threads, pt, steps, thin, record, out, out_e, out_w, energies)
+                parts = self._site_parts(threads)
+                gk.run_split(self._S, self._rng, parts, *work, threads, energies, self._pos_of)
             else:
                 if threads not in self._plans:  # a plan depends on the runner and thread count only
                     self._plans[threads] = self._plan(threads)
                 bounds, kernels = self._plans[threads]
                 gk.run(
-                    self._S,
-                    self._rng,
-                    bounds,
-                    kernels,
-                    self._layout.arrays,
-                    self._ladder,
-                    self._sched,
-                    self._temp,
-                    pt,
-                    self._t,
-                    steps,
-                    self._swap_every,
-                    thin,
-                    record,
-                    out,
-                    out_e,
-                    out_w,
-                    threads,
-                    self._q,
-                    self._dirs,
-                    energies,
-                    self._pos_of,
-                    self._layout.buffers,
-                    self._layout.window,
-                )
+                    self._S, self._rng, bounds, kernels, *work, threads, self._q, self._dirs,
+                    energies, self._pos_of, self._layout.buffers, self._layout.window,
+                )  # fmt: skip
             self._t += steps
         self._last_info = {"energies": out_e} if energies else {}
         if self._K > 1:
@@ -512,32 +494,13 @@ class GibbsRunner(Runner):
             and (n + 1) * rows > _SPLIT_SITES_ABOVE
         )
 
-    def _run_split(self, threads, pt, steps, thin, record, out, out_e, out_w, energies) -> None:
+    def _site_parts(self, threads: int) -> list:
+        """Each colour class's position blocks cut into runs for ``threads`` threads (made once
+        per thread count, :func:`pbitsim.sim.gibbs_kernels.site_parts`)."""
         key = ("sites", threads)
         if key not in self._plans:
-            lay = self._layout
-            self._plans[key] = gk.site_parts(lay.arrays[8], lay.starts, threads)
-        gk.run_split(
-            self._S,
-            self._rng,
-            self._plans[key],
-            self._layout.arrays,
-            self._ladder,
-            self._sched,
-            self._temp,
-            pt,
-            self._t,
-            steps,
-            self._swap_every,
-            thin,
-            record,
-            out,
-            out_e,
-            out_w,
-            threads,
-            energies,
-            self._pos_of,
-        )
+            self._plans[key] = gk.site_parts(self._layout.arrays[8], self._layout.starts, threads)
+        return self._plans[key]
 
     def advance(self, sweeps: int) -> None:
         self._run(_count("sweeps", sweeps, 0), 1, False)
