@@ -193,7 +193,7 @@ def _update(st, row, r, field, beta):
     return _accept(field, beta, out)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)  # run_split calls it from its threads
 def _sweep_replicas(S, st, ptr, nbr, w, h, sidx, bstart, bv, f):
     """One sweep of all positions in order, vectorised over the m columns of int8 S[n + 1, m].
 
@@ -840,12 +840,6 @@ def run(
     run_blocks(block, nblocks, threads)
 
 
-@njit(cache=True, nogil=True)
-def _sweep_part(S, st, ptr, nbr, w, h, sidx, bstart, bv, f):
-    """:func:`_sweep_replicas` over the position blocks ``bstart`` only, without the GIL."""
-    _sweep_replicas(S, st, ptr, nbr, w, h, sidx, bstart, bv, f)
-
-
 def site_parts(bstart: np.ndarray, starts, threads: int) -> list[list[np.ndarray]]:
     """For each update class (positions ``starts[c]``..``starts[c + 1]``), its position blocks
     cut into at most ``threads`` runs of consecutive blocks: the ``bstart`` bounds of each run.
@@ -864,7 +858,7 @@ def site_parts(bstart: np.ndarray, starts, threads: int) -> list[list[np.ndarray
 
 def run_split(
     S, rng, parts, lay, ladder, betaf, temp, pt, t0, nsteps, swap_every, thin, record, out,
-    out_e, out_w, threads, energies=True, pos=None,
+    out_e, out_w, threads, energies, pos,
 ):  # fmt: skip
     """:func:`run` with the replica kernel on every column at once, in place, and each update
     class's positions shared over ``threads`` threads instead of the columns
@@ -875,12 +869,10 @@ def run_split(
     the replicas of its positions uses every byte of each neighbour line it pulls from memory
     (blocks of 32 replicas on two threads use half), with no private copies to make. The meeting
     per class costs a thread wake-up, which a sweep of a large model earns back many times. The
-    numbers are those of :func:`run` (same kernel, streams consumed in the same order).
+    numbers are those of :func:`run` (same kernel, streams consumed in the same order). The
+    other arguments are :func:`run`'s (``pos`` given).
     """
     m = S.shape[1]
-    if pos is None:
-        pos = np.empty(len(lay[5]), np.int64)
-        pos[lay[5]] = np.arange(len(lay[5]))
     ptr, nbr, w, h, sidx = lay[:5]
     bv = np.empty(m, np.float32)
     fs = [np.empty(m, np.float32) for _ in range(threads)]
@@ -893,7 +885,7 @@ def run_split(
         for runs in parts:
 
             def block(i: int, runs=runs) -> None:
-                _sweep_part(S, rng, ptr, nbr, w, h, sidx, runs[i], bv, fs[i])
+                _sweep_replicas(S, rng, ptr, nbr, w, h, sidx, runs[i], bv, fs[i])
 
             run_blocks(block, len(runs), threads)
         ndraw = _after_step(
