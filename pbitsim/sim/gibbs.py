@@ -148,10 +148,7 @@ class Layout:
     def fill(self, c: Couplings) -> None:
         """Write the values (J data, h) of ``c`` into the value arrays, in place."""
         _, _, w, h, _, site, w64, h64, _ = self.arrays
-        w64[self.dst] = c.data[self.src]
-        w[:] = w64  # float32 rounding, as when the layout was built
-        h64[:] = c.h[site]
-        h[:] = h64
+        gk.fill_values(w64, w, h64, h, self.dst, self.src, site, c.data, c.h)
 
 
 def build_layout(c: Couplings, classes: list[np.ndarray]) -> Layout:
@@ -456,7 +453,7 @@ class GibbsRunner(Runner):
         k = steps // thin if record else 0
         n = self.couplings.n
         # tempering needs every draw's energies for its swaps; a plain run only when asked
-        energies = self._K > 1 or self.record_energies
+        energies = self._K > 1 or bool(self.record_energies)
         out = np.empty((self._rows, k, n), np.int8)
         out_e = np.empty((self._rows, k))
         out_w = np.empty((self._rows, k), np.int32)
@@ -470,18 +467,26 @@ class GibbsRunner(Runner):
                 parts = self._site_parts(threads)
                 gk.run_split(self._S, self._rng, parts, *work, threads, energies, self._pos_of)
             else:
-                if threads not in self._plans:  # a plan depends on the runner and thread count only
-                    self._plans[threads] = self._plan(threads)
-                bounds, kernels = self._plans[threads]
+                calls = self._plans.get(threads)
+                if calls is None:  # a plan depends on the runner and thread count only
+                    calls = self._plans[threads] = self._block_calls(threads)
                 gk.run(
-                    self._S, self._rng, bounds, kernels, *work, threads, self._q, self._dirs,
-                    energies, self._pos_of, self._layout.buffers, self._layout.window,
+                    self._S, self._rng, calls, *work, threads, self._q, self._dirs, energies,
+                    self._pos_of,
                 )  # fmt: skip
             self._t += steps
         self._last_info = {"energies": out_e} if energies else {}
         if self._K > 1:
             self._last_info["walker_index"] = out_w
         return out
+
+    def _block_calls(self, threads: int) -> list[tuple]:
+        """The blocks of :meth:`_plan` as :func:`pbitsim.sim.gibbs_kernels.block_calls`."""
+        bounds, kernels = self._plan(threads)
+        lay = self._layout
+        return gk.block_calls(
+            self._S, self._rng, bounds, kernels, lay.arrays, lay.buffers, lay.window
+        )
 
     def _splits_sites(self) -> bool:
         """Whether a multi-threaded call shares each class's positions over the threads

@@ -42,6 +42,7 @@ from pbitsim.sim.prefetch import prefetch as _prefetch
 from pbitsim.sim.threads import run_blocks
 
 __all__ = [
+    "block_calls",
     "run",
     "run_split",
     "site_parts",
@@ -530,6 +531,21 @@ def _record_lanes(S, pos, c0, K, temp, e, d, out, out_e, out_w):
 
 
 @njit(cache=True)
+def fill_values(w64, w, h64, h, dst, src, site, data, hc):
+    """The layout's value arrays from couplings of its topology: ``w64[dst] = data[src]``,
+    ``w = float32(w64)``, ``h64 = hc[site]``, ``h = float32(h64)`` (padding entries keep their
+    0). One compiled call: a PCD step loads new weights every step, and four numpy fancy-index
+    calls cost it several microseconds more (their code is cold after a sweep)."""
+    for k in range(dst.shape[0]):
+        w64[dst[k]] = data[src[k]]
+    for k in range(w.shape[0]):
+        w[k] = np.float32(w64[k])
+    for p in range(site.shape[0]):
+        h64[p] = hc[site[p]]
+        h[p] = np.float32(h64[p])
+
+
+@njit(cache=True)
 def _step_betas(ladder, betaf, temp, c0, t, bv):
     """bv[j] = the beta of column c0 + j at global step t, rounded to float32 (see :func:`run`)."""
     scale = betaf[min(t, betaf.shape[0] - 1)]
@@ -753,11 +769,37 @@ def _uniform_rows(lay) -> bool:
     return bool(ptr[-1] == 4 * (len(ptr) - 1))
 
 
+def block_calls(S, rng, bounds, kernels, lay, buffers=None, window=0) -> list[tuple]:
+    """What :func:`run` calls for each column block: (compiled block function, c0, c1, Sb, stb),
+    in Python ints, with the block's private copies (``Sb``, ``stb``) made in ``buffers``.
+
+    bounds : int64 [blocks + 1], column blocks (whole PT chains); one thread owns a block.
+    kernels : int64 [blocks], KERNEL_* for each block (results do not depend on the choice).
+    buffers : dict in which the blocks' private copies of their columns are kept from one call
+        to the next (the caller's, one per runner: never shared by concurrent calls); None
+        allocates them for these calls only.
+    window : the layout's ``window`` (how far apart a block's neighbours lie), which with n
+        decides the spin type of the column kernels' copies (:func:`column_dtype`).
+
+    It depends on the layout's topology and the state's shapes only, so a runner makes it once
+    per plan: a short call (a PCD step) then spends nothing on it.
+    """
+    if buffers is None:
+        buffers = {}
+    uniform = _uniform_rows(lay)
+    calls = []
+    for bi in range(len(bounds) - 1):
+        kern, c0, c1 = int(kernels[bi]), int(bounds[bi]), int(bounds[bi + 1])
+        Sb, stb = _private(buffers, S, rng, kern, c0, c1, window)
+        fn = _block_function(kern, uniform and kern == KERNEL_SITES)
+        calls.append((fn, c0, c1, Sb, stb))
+    return calls
+
+
 def run(
     S,
     rng,
-    bounds,
-    kernels,
+    calls,
     lay,
     ladder,
     betaf,
@@ -771,21 +813,18 @@ def run(
     out,
     out_e,
     out_w,
-    threads=1,
-    q=1.0,
-    dirs=None,
-    energies=True,
-    pos=None,
-    buffers=None,
-    window=0,
+    threads,
+    q,
+    dirs,
+    energies,
+    pos,
 ):
     """Advance every column ``nsteps`` steps from global step ``t0``; optionally record draws.
 
     Parameters
     ----------
     S, rng : persistent state, int8 [n + 1, R] and uint32 [4 * streams, R] (updated in place).
-    bounds : int64 [blocks + 1], column blocks (whole PT chains); one thread owns a block.
-    kernels : int64 [blocks], KERNEL_* for each block (results do not depend on the choice).
+    calls : the column blocks' calls, :func:`block_calls`.
     lay : tuple of layout arrays (see :class:`pbitsim.sim.gibbs.Layout`).
     ladder : float64 [K] rungs; betaf : float64 [L] beta factor per global step (last one held).
         Column col runs at beta = ladder[temp[col]] * betaf[min(t, L - 1)] (rounded to float32).
@@ -800,44 +839,27 @@ def run(
         calling thread is one of them). Blocks never wait for each other inside a call, and
         1 runs everything on the calling thread: no thread is woken, which is what a short
         call wants on a busy machine. Results do not depend on it.
-    q, dirs : KERNEL_MIXTURE only: the probability of a forward sweep, and uint32 [R, 4] one
-        xoshiro128+ stream per column that draws each step's direction (a float64 uniform
-        u < q: forward).
+    q, dirs : KERNEL_MIXTURE only: the probability (float) of a forward sweep, and uint32
+        [R, 4] one xoshiro128+ stream per column that draws each step's direction (a float64
+        uniform u < q: forward); :data:`_NO_DIRS` for the other kernels.
     energies : whether recorded draws need their energies (``out_e``); without a swap event
         the step's energies are then not computed and ``out_e`` holds no meaning (a PCD step
         needs the spins only, and for 64 replicas of 100 spins the energies cost ~7 us a draw).
     pos : int64 [n], the position of each site (the inverse of the layout's ``site``), for the
-        word-at-a-time recording of the replica kernel; computed here when None.
-    buffers : dict in which the blocks' private copies of their columns are kept from one call
-        to the next (the caller's, one per runner: never shared by concurrent calls); None
-        allocates them for this call only.
-    window : the layout's ``window`` (how far apart a block's neighbours lie), which with n
-        decides the spin type of the column kernels' copies (:func:`column_dtype`).
+        word-at-a-time recording of the replica kernel.
     """
-    nblocks = len(bounds) - 1
-    if dirs is None:
-        dirs = _NO_DIRS
-    if pos is None:
-        pos = np.empty(len(lay[5]), np.int64)
-        pos[lay[5]] = np.arange(len(lay[5]))
     rest = (lay, ladder, betaf, temp, pt, t0, nsteps, swap_every, thin, record, out, out_e, out_w)
-    rest += (float(q), dirs, bool(energies), pos)
-    if buffers is None:
-        buffers = {}
-    uniform = _uniform_rows(lay)
+    rest += (q, dirs, energies, pos)
     if threads <= 1:  # the short calls' path: a few microseconds count here (PCD steps)
-        for bi in range(nblocks):
-            kern, c0, c1 = int(kernels[bi]), bounds[bi], bounds[bi + 1]
-            Sb, stb = _private(buffers, S, rng, kern, c0, c1, window)
-            _block_function(kern, uniform and kern == KERNEL_SITES)(S, rng, c0, c1, *rest, Sb, stb)
+        for fn, c0, c1, Sb, stb in calls:
+            fn(S, rng, c0, c1, *rest, Sb, stb)
         return
 
     def block(bi: int) -> None:
-        kern, c0, c1 = int(kernels[bi]), bounds[bi], bounds[bi + 1]
-        Sb, stb = _private(buffers, S, rng, kern, c0, c1, window)
-        _block_function(kern, uniform and kern == KERNEL_SITES)(S, rng, c0, c1, *rest, Sb, stb)
+        fn, c0, c1, Sb, stb = calls[bi]
+        fn(S, rng, c0, c1, *rest, Sb, stb)
 
-    run_blocks(block, nblocks, threads)
+    run_blocks(block, len(calls), threads)
 
 
 def site_parts(bstart: np.ndarray, starts, threads: int) -> list[list[np.ndarray]]:
