@@ -283,3 +283,44 @@ def test_async_threads_never_change_samples(monkeypatch):
     finally:
         numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
     np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("m", [8, 64, 128, 192])
+@pytest.mark.parametrize("n", [1, 2, 3, 7, 8, 13, 100])
+def test_recordings_move_every_byte_where_the_plain_rule_puts_it(m, n):
+    """out[row, d, i] = S[pos[i], j] for every lane j (row = chain * K + its rung): the replica
+    kernel's recordings (8 x 8 word tiles, or 64-lane shuffles with ragged groups of 4, 2 and 1
+    sites) against that rule written out, with tempering's row permutation."""
+    from pbitsim.sim import gibbs_kernels as gk
+
+    rng = np.random.default_rng(n * 1000 + m)
+    K = 4 if m % 4 == 0 else 1
+    S = rng.integers(-128, 128, (n + 1, m)).astype(np.int8)  # every byte value, not just +-1
+    pos = rng.permutation(n).astype(np.int64)
+    temp = np.concatenate([rng.permutation(K) for _ in range(m // K)]).astype(np.int32)
+    e = rng.normal(size=m)
+    k = 3
+    out = np.full((m, k, n), 99, np.int8)
+    out_e, out_w = np.zeros((m, k)), np.zeros((m, k), np.int32)
+    gk._record_lanes(S, pos, 0, K, temp, e, 1, out, out_e, out_w)
+    rows = np.arange(m) // K * K + temp
+    want = np.full((m, k, n), 99, np.int8)
+    want[rows, 1, :] = S[pos].T
+    np.testing.assert_array_equal(out, want)  # draws 0 and 2 untouched
+    np.testing.assert_array_equal(out_e[rows, 1], e)
+    np.testing.assert_array_equal(out_w[rows, 1], np.arange(m) % K)
+
+
+def test_loaded_values_fill_the_layout_as_a_fresh_one():
+    """Runner.load writes J and h into the layout in place (one compiled call): the value
+    arrays then equal those of a layout built from the new couplings, padding included."""
+    c = models.spin_glass(13, p=0.5, seed=4, field=0.3)
+    rng = np.random.default_rng(1)
+    new = c.replace(data=c.data * 1.7, h=rng.normal(size=c.n))
+    held = pbitsim.open_runner(c, "chromatic", 2, seed=0)
+    held.load(new)
+    fresh = pbitsim.open_runner(new, "chromatic", 2, seed=0)
+    for a, b in zip(held._layout.arrays, fresh._layout.arrays):
+        assert a.dtype == b.dtype
+        np.testing.assert_array_equal(a, b)
+    assert np.any(held._layout.arrays[2] != 0) and np.any(held._layout.arrays[3] != 0)

@@ -1,18 +1,24 @@
-"""Transposing 8 x 8 tiles of bytes held as eight uint64 words (Numba, inlined).
+"""Transposing bytes from lane-major rows into replica-major rows (Numba, inlined).
 
 The lane-major kernels keep the replicas of one site side by side (a row of int8 spins per site)
 while the samples they return are replica-major (a row per replica). Both recordings,
 :func:`pbitsim.sim.gibbs_kernels._record_lanes` and :func:`pbitsim.sim.hardware_lanes._record`,
 turn 8 rows of 8 bytes into 8 columns with the same three swap stages: 12 word operations per
 tile, several times faster than moving a byte at a time.
+
+:data:`scatter8` (with scatter4, 2 and 1 for a ragged rest) does the same for 64 lanes at once,
+as one LLVM vector shuffle per group of rows stored straight into the output rows (a quarter
+faster again for 64 replicas).
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from llvmlite import ir
+from numba import njit, types
+from numba.extending import intrinsic
 
-__all__ = ["transpose8"]
+__all__ = ["transpose8", "ROW", "scatter8", "scatter4", "scatter2", "scatter1"]
 
 _S8, _S16, _S32 = np.uint64(8), np.uint64(16), np.uint64(32)
 _M8, _M16, _M32 = (np.uint64(0x00FF00FF00FF00FF), np.uint64(0x0000FFFF0000FFFF),
@@ -43,3 +49,73 @@ def transpose8(a0, a1, a2, a3, a4, a5, a6, a7):
     a2, a6 = _swap(a2, a6, _S32, _M32)
     a3, a7 = _swap(a3, a7, _S32, _M32)
     return a0, a1, a2, a3, a4, a5, a6, a7
+
+
+#: lanes (bytes of a lane-major row) that :data:`scatter8` moves at once
+ROW = 64
+
+
+def _scatter_rows(G: int):
+    """The intrinsic ``scatter(src, offs, dst, base, i0)`` for groups of G rows (G a power of 2):
+    ``dst[base[j] + i0 + t] = src[offs[t] + j]`` for t < G, j < :data:`ROW`.
+
+    src and dst are 1-D int8 arrays, offs and base int64 arrays (G and ROW entries); nothing is
+    bounds-checked (the caller's indices are in range). The G rows of 64 bytes are loaded as
+    vectors, joined, and turned lane-major by one ``shufflevector``, which LLVM lowers to the
+    target's byte permutes (AVX-512 VBMI here; any target gets the same bytes), and each lane's G
+    bytes go to its output row as one G-byte store.
+    """
+
+    @intrinsic
+    def scatter(typingctx, src, offs, dst, base, i0):
+        for a, dtype in (
+            (src, types.int8),
+            (offs, types.int64),
+            (dst, types.int8),
+            (base, types.int64),
+        ):
+            if not (isinstance(a, types.Array) and a.ndim == 1 and a.dtype == dtype):
+                return None  # no such signature: Numba reports the call as a typing error
+        sig = types.void(src, offs, dst, base, types.int64)
+
+        def codegen(context, builder, sig, args):
+            sa, oa, da, ba = (
+                context.make_array(t)(context, builder, a) for t, a in zip(sig.args[:4], args[:4])
+            )
+            i32, i64 = ir.IntType(32), ir.IntType(64)
+            rows = []
+            for t in range(G):
+                o = builder.load(builder.gep(oa.data, [ir.Constant(i64, t)]))
+                p = builder.bitcast(
+                    builder.gep(sa.data, [o]), ir.VectorType(ir.IntType(8), ROW).as_pointer()
+                )
+                rows.append(builder.load(p, align=1))
+            width = ROW
+            while len(rows) > 1:  # join pairs: rows t, t + 1 end to end
+                join = ir.Constant(ir.VectorType(i32, 2 * width), list(range(2 * width)))
+                rows = [builder.shuffle_vector(a, b, join) for a, b in zip(rows[::2], rows[1::2])]
+                width *= 2
+            size = ROW * G
+            none = ir.Constant(ir.VectorType(ir.IntType(8), size), None)
+            lane_major = [(k % G) * ROW + k // G for k in range(size)]  # byte k = lane k // G
+            v = builder.shuffle_vector(
+                rows[0], none, ir.Constant(ir.VectorType(i32, size), lane_major)
+            )
+            out = ir.VectorType(ir.IntType(8), G)
+            for j in range(ROW):
+                part = builder.shuffle_vector(
+                    v, none, ir.Constant(ir.VectorType(i32, G), list(range(j * G, (j + 1) * G)))
+                )
+                at = builder.add(builder.load(builder.gep(ba.data, [ir.Constant(i64, j)])), args[4])
+                builder.store(
+                    part, builder.bitcast(builder.gep(da.data, [at]), out.as_pointer()), align=1
+                )
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    return scatter
+
+
+#: groups of 8, 4, 2 and 1 rows (:func:`_scatter_rows`): 8 at a time, then the ragged rest
+scatter8, scatter4, scatter2, scatter1 = (_scatter_rows(g) for g in (8, 4, 2, 1))

@@ -37,7 +37,7 @@ from numba import njit, types
 from numba.extending import intrinsic, overload
 
 from pbitsim.sim import aligned
-from pbitsim.sim.byte_tiles import transpose8
+from pbitsim.sim.byte_tiles import ROW, scatter1, scatter2, scatter4, scatter8, transpose8
 from pbitsim.sim.prefetch import prefetch as _prefetch
 from pbitsim.sim.threads import run_blocks
 
@@ -492,11 +492,13 @@ def _record_lanes(S, pos, c0, K, temp, e, d, out, out_e, out_w):
     """:func:`_record` for the replica layout S int8 [n + 1, m] with m a multiple of 8:
     out[row, d, i] = S[pos[i], j].
 
-    Tiles of 8 sites x 8 lanes go as eight uint64 words through
+    With m a multiple of 64, groups of 8 sites (then 4, 2, 1 for the ragged rest) go through
+    :data:`pbitsim.sim.byte_tiles.scatter8`: 64 lanes at a time turned replica-major by one
+    vector shuffle and stored a group per output row (~0.9 us a draw for 64 replicas of 100
+    spins). Otherwise tiles of 8 sites x 8 lanes go as eight uint64 words through
     :func:`pbitsim.sim.byte_tiles.transpose8`, the rows of the tile's sites read by ``pos`` so
-    the output is written a word at a time in site order;
-    ragged sites go a byte at a time. For 64 replicas of 100 spins: ~1.1 us a draw, against
-    ~4 us a byte at a time (a PCD step's 10 draws cost a third of its sweeps that way).
+    the output is written a word at a time in site order, and ragged sites a byte at a time
+    (~1.2 us; ~4 us a byte at a time, when a PCD step's 10 draws cost a third of its sweeps).
     """
     m = e.shape[0]
     n = pos.shape[0]
@@ -508,6 +510,9 @@ def _record_lanes(S, pos, c0, K, temp, e, d, out, out_e, out_w):
         rows[j] = row
         out_e[row, d] = e[j]
         out_w[row, d] = col - c * K
+    if m % ROW == 0 and S.itemsize == 1:  # (typed for every spin type, run for int8)
+        _record_rows(S, pos, rows, d, out)
+        return
     S8 = S.view(np.uint64)  # [n + 1, m / 8]: word jb of row p = lanes 8 jb .. 8 jb + 7
     mb = m // 8
     T = np.empty((8, mb), np.uint64)  # the tiles of 8 sites, lane t of each in row t
@@ -528,6 +533,38 @@ def _record_lanes(S, pos, c0, K, temp, e, d, out, out_e, out_w):
         row_s = S[pos[i]]
         for j in range(m):
             out[rows[j], d, i] = row_s[j]
+
+
+@njit(cache=True)
+def _record_rows(S, pos, rows, d, out):
+    """out[rows[j], d, i] = S[pos[i], j] for m (a multiple of :data:`ROW`) lanes of int8 S, a
+    group of rows of S at a time (:data:`pbitsim.sim.byte_tiles.scatter8`; 4, 2, 1 for the
+    rest)."""
+    m = rows.shape[0]
+    n = pos.shape[0]
+    k = out.shape[1]
+    flat = out.reshape(out.size)
+    src = S.reshape(S.size).view(np.int8)
+    base = np.empty(m, np.int64)  # where row j's draw d starts in flat
+    for j in range(m):
+        base[j] = (rows[j] * k + d) * n
+    offs = np.empty(8, np.int64)
+    for jb in range(0, m, ROW):
+        bj = base[jb : jb + ROW]
+        i0 = 0
+        for g in (8, 4, 2, 1):
+            while n - i0 >= g:
+                for t in range(g):
+                    offs[t] = pos[i0 + t] * m + jb
+                if g == 8:
+                    scatter8(src, offs, flat, bj, i0)
+                elif g == 4:
+                    scatter4(src, offs, flat, bj, i0)
+                elif g == 2:
+                    scatter2(src, offs, flat, bj, i0)
+                else:
+                    scatter1(src, offs, flat, bj, i0)
+                i0 += g
 
 
 @njit(cache=True)
