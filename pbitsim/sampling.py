@@ -392,6 +392,8 @@ _LONG_RUN = 2e9
 
 
 def _count(name: str, x, low: int) -> int:
+    if type(x) is int and x >= low:  # the common case, first (every call of a PCD loop)
+        return x
     if isinstance(x, bool) or not isinstance(x, int | np.integer) or x < low:
         raise ValueError(f"{name} must be an integer >= {low}, not {x!r}")
     return int(x)

@@ -455,8 +455,8 @@ class GibbsRunner(Runner):
         # tempering needs every draw's energies for its swaps; a plain run only when asked
         energies = self._K > 1 or bool(self.record_energies)
         out = np.empty((self._rows, k, n), np.int8)
-        out_e = np.empty((self._rows, k))
-        out_w = np.empty((self._rows, k), np.int32)
+        out_e = np.empty((self._rows, k if energies else 0))
+        out_w = np.empty((self._rows, k if self._K > 1 else 0), np.int32)
         if steps:
             threads = self._threads(steps)
             pt = (self._walker, self._label, self._swap_rng, self._acc, self._att, self._trips)

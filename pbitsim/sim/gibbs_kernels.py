@@ -474,8 +474,10 @@ def _record(S, by_column, c0, K, temp, site, e, d, out, out_e, out_w):
         col = c0 + j
         c = col // K
         row = c * K + temp[col]
-        out_e[row, d] = e[j]
-        out_w[row, d] = col - c * K
+        if out_e.shape[1]:  # (0 columns: not asked for)
+            out_e[row, d] = e[j]
+        if out_w.shape[1]:
+            out_w[row, d] = col - c * K
         for p in range(n):
             out[row, d, site[p]] = np.int8(S[j, p] if by_column else S[p, j])
 
@@ -508,8 +510,10 @@ def _record_lanes(S, pos, c0, K, temp, e, d, out, out_e, out_w):
         c = col // K
         row = c * K + temp[col]
         rows[j] = row
-        out_e[row, d] = e[j]
-        out_w[row, d] = col - c * K
+        if out_e.shape[1]:  # (0 columns: not asked for)
+            out_e[row, d] = e[j]
+        if out_w.shape[1]:
+            out_w[row, d] = col - c * K
     if m % ROW == 0 and S.itemsize == 1:  # (typed for every spin type, run for int8)
         _record_rows(S, pos, rows, d, out)
         return
@@ -871,7 +875,8 @@ def run(
     swap_every : steps between replica-exchange events (0: none).
     thin, record : record after every thin-th step of this call when ``record``; swap statistics
         and round trips count only when ``record``.
-    out, out_e, out_w : int8 [R, k, n], float64 [R, k], int32 [R, k] outputs.
+    out, out_e, out_w : int8 [R, k, n], float64 [R, k], int32 [R, k] outputs; out_e and out_w
+        may have 0 columns when the caller needs no energies or walker indices.
     threads : how many threads share the blocks (thread t runs blocks t, t + threads, ...; the
         calling thread is one of them). Blocks never wait for each other inside a call, and
         1 runs everything on the calling thread: no thread is woken, which is what a short
