@@ -324,3 +324,72 @@ def test_loaded_values_fill_the_layout_as_a_fresh_one():
         assert a.dtype == b.dtype
         np.testing.assert_array_equal(a, b)
     assert np.any(held._layout.arrays[2] != 0) and np.any(held._layout.arrays[3] != 0)
+
+
+@pytest.mark.parametrize("spins", [np.float32, np.int8])
+def test_gathered_fields_give_the_scalar_sums(spins):
+    """The site kernel sums a whole group's fields 16 sites at a time with vector gathers
+    (:data:`pbitsim.sim.gathers.fields16`); on rows of 4 entries it must decide exactly as the
+    scalar sums of the general-row kernel, float32 or int8 column, Gaussian weights and fields."""
+    from pbitsim.sim import aligned
+    from pbitsim.sim import gibbs_kernels as gk
+
+    c = models.random_regular(2000, 4, seed=5, weights="gauss", beta=1.3)
+    c = c.replace(h=np.random.default_rng(2).normal(0, 0.5, c.n))
+    runner = pbitsim.open_runner(c, "chromatic", 1, seed=8)
+    ptr, nbr, w, h, _, _, _, _, bstart = runner._layout.arrays
+    assert gk._uniform_rows(runner._layout.arrays)
+    n = c.n
+    lanes = np.empty((4, gk.LANES), np.uint32)
+    f, res = np.empty(gk.LANES, np.float32), np.empty(gk.LANES, np.float32)
+    beta = np.float32(c.beta)
+    cols, streams = [], []
+    for sweep in (gk._sweep_sites_uniform, gk._sweep_sites_any):
+        s = aligned.empty((1, n + 1), spins, tail=3)[0]
+        s[:n] = np.where(np.random.default_rng(0).random(n) < 0.5, -1, 1)
+        s[n] = 0
+        st = runner._rng[:, 0].copy()  # (a column of one: a view would be shared)
+        for _ in range(3):
+            sweep(s, st, ptr, nbr, w, h, bstart, beta, lanes, f, res)
+        cols.append(s.copy())
+        streams.append(st)
+    np.testing.assert_array_equal(cols[0], cols[1])
+    np.testing.assert_array_equal(streams[0], streams[1])
+    assert 0.2 < np.mean(cols[0][:n] > 0) < 0.8  # the sweeps ran and decided both ways
+
+
+@pytest.mark.parametrize("spins", [np.float32, np.int8])
+def test_gathered_fields_are_the_scalar_chain_bit_for_bit(spins):
+    """Each of the 16 fields equals the scalar chain fma(w3, s3, ... fma(w0, s0, h)) exactly
+    (its float32 bits): the order of the multiply-adds is what makes the samples the same."""
+    from numba import njit
+
+    from pbitsim.sim import aligned
+    from pbitsim.sim import gibbs_kernels as gk
+    from pbitsim.sim.gathers import GROUP, fields16
+
+    @njit
+    def both(s, nbr, w, h, p0, f):
+        fields16(s, nbr, w, h, p0, f, 0)
+        g = np.empty(GROUP, np.float32)
+        for j in range(GROUP):
+            k = 4 * (p0 + j)
+            acc = h[p0 + j]
+            for e in range(4):
+                acc = gk._fma(w[k + e], np.float32(s[nbr[k + e]]), acc)
+            g[j] = acc
+        return g
+
+    rng = np.random.default_rng(3)
+    n = 200
+    s = aligned.empty(n + 1, spins, tail=3)
+    s[:n] = np.where(rng.random(n) < 0.5, -1, 1)
+    s[n] = 0
+    nbr = rng.integers(0, n + 1, 4 * n).astype(np.int32)  # the padding row n among them
+    # weights of every magnitude, so that each order of the sums rounds differently somewhere
+    w = (rng.normal(size=4 * n) * 10.0 ** rng.integers(-6, 7, 4 * n)).astype(np.float32)
+    h = (rng.normal(size=n) * 1e3).astype(np.float32)
+    f = np.empty(GROUP, np.float32)
+    for p0 in range(0, n - GROUP + 1, GROUP):
+        want = both(s, nbr, w, h, p0, f)
+        np.testing.assert_array_equal(f.view(np.uint32), want.view(np.uint32))

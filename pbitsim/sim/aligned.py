@@ -16,13 +16,14 @@ __all__ = ["LINE", "empty", "zeros", "copy"]
 LINE = 64
 
 
-def empty(shape, dtype) -> np.ndarray:
+def empty(shape, dtype, tail: int = 0) -> np.ndarray:
     """``np.empty(shape, dtype)`` (C order) whose data start on a :data:`LINE` boundary (unless
-    it holds no element)."""
+    it holds no element), with at least ``tail`` readable bytes after its end (a kernel that
+    reads a word at its last byte: :mod:`pbitsim.sim.gathers`)."""
     dtype = np.dtype(dtype)
     shape = tuple(int(x) for x in np.atleast_1d(shape))
     size = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    raw = np.empty(size + LINE, np.uint8)
+    raw = np.empty(size + LINE + tail, np.uint8)
     start = -raw.ctypes.data % LINE
     return raw[start : start + size].view(dtype).reshape(shape)
 

@@ -38,6 +38,7 @@ from numba.extending import intrinsic, overload
 
 from pbitsim.sim import aligned
 from pbitsim.sim.byte_tiles import ROW, scatter1, scatter2, scatter4, scatter8, transpose8
+from pbitsim.sim.gathers import GROUP, fields16
 from pbitsim.sim.prefetch import prefetch as _prefetch
 from pbitsim.sim.threads import run_blocks
 
@@ -273,8 +274,10 @@ def _site_sweep(uniform: bool):
     ``uniform``: every padded row holds 4 entries (degree <= 4: lattices, regular graphs of degree
     3 or 4), so row p starts at 4p and ``ptr`` is not read: at 10^6 sites it streams from memory,
     and its 8 bytes are a sixth of the layout read per site (the same sums in the same order).
-    The flag is a constant of the closure, as is the choice of sweep in :func:`_block_kernel`, so
-    a run compiles only the sweep it uses.
+    A whole group's fields are then summed 16 sites at a time, the neighbours' spins fetched by
+    vector gathers (:data:`pbitsim.sim.gathers.fields16`: the same multiply-adds in the same
+    order; 1.2-1.4x the single-column rate). The flag is a constant of the closure, as is the
+    choice of sweep in :func:`_block_kernel`, so a run compiles only the sweep it uses.
     """
 
     @njit(cache=True)
@@ -302,7 +305,10 @@ def _site_sweep(uniform: bool):
                     _prefetch(nbr, min(ka + t, last))
                     _prefetch(w, min(ka + t, last))
                 _prefetch(h, min(ahead, nu - np.uint64(1)))
-                if uniform:
+                if uniform and cnt == LANES:  # a whole group: 16 sites a vector of gathers
+                    for j0 in range(0, LANES, GROUP):
+                        fields16(s, nbr, w, h, np.int64(g0) + j0, f, j0)
+                elif uniform:
                     for j in range(cnt):
                         p = g0 + j
                         k = p * np.uint64(4)
@@ -970,8 +976,11 @@ def _private(buffers: dict, S, rng, kern: int, c0: int, c1: int, window: int) ->
     if got is None:
         if kern == KERNEL_REPLICAS:
             got = aligned.empty((S.shape[0], m), spins), aligned.empty((rng.shape[0], m), np.uint32)
-        else:
-            got = aligned.empty((m, S.shape[0]), spins), aligned.empty((m, rng.shape[0]), np.uint32)
+        else:  # (an int8 column's last spin is gathered as a 4-byte word: 3 bytes more)
+            got = (
+                aligned.empty((m, S.shape[0]), spins, tail=3),
+                aligned.empty((m, rng.shape[0]), np.uint32),
+            )
         buffers[key] = got
     return got
 
