@@ -37,7 +37,15 @@ from numba import njit, types
 from numba.extending import intrinsic, overload
 
 from pbitsim.sim import aligned
-from pbitsim.sim.byte_tiles import ROW, scatter1, scatter2, scatter4, scatter8, transpose8
+from pbitsim.sim.byte_tiles import (
+    ROW,
+    scatter1,
+    scatter2,
+    scatter4,
+    scatter8,
+    scatter16,
+    transpose8,
+)
 from pbitsim.sim.gathers import GROUP, fields16
 from pbitsim.sim.prefetch import prefetch as _prefetch
 from pbitsim.sim.threads import run_blocks
@@ -91,6 +99,11 @@ KERNEL_SYMMETRIC, KERNEL_MIXTURE = 4, 5
 _PREFETCH_AHEAD = 4
 #: positions ahead whose layout (neighbours, weights, field) the site kernel asks for
 _LAYOUT_AHEAD = 2 * LANES
+#: sites from which the site kernel gathers its fields (:mod:`pbitsim.sim.gathers`): below it a
+#: call with gathers measured ~1 us slower (draw(10) of 1 replica of 100 spins, 17.1-17.7 us
+#: against 16.4), from it faster (47-50 against 50-52 us at 1,024 spins, 138-147 against
+#: 148-152 at 4,096, 475-518 against 559-579 at 16,384; interleaved runs)
+_GATHERS_FROM = 1024
 
 
 @intrinsic
@@ -274,16 +287,18 @@ def _site_sweep(uniform: bool):
     ``uniform``: every padded row holds 4 entries (degree <= 4: lattices, regular graphs of degree
     3 or 4), so row p starts at 4p and ``ptr`` is not read: at 10^6 sites it streams from memory,
     and its 8 bytes are a sixth of the layout read per site (the same sums in the same order).
-    A whole group's fields are then summed 16 sites at a time, the neighbours' spins fetched by
-    vector gathers (:data:`pbitsim.sim.gathers.fields16`: the same multiply-adds in the same
-    order; 1.2-1.4x the single-column rate). The flag is a constant of the closure, as is the
-    choice of sweep in :func:`_block_kernel`, so a run compiles only the sweep it uses.
+    From :data:`_GATHERS_FROM` sites on, a whole group's fields are then summed 16 sites at a
+    time, the neighbours' spins fetched by vector gathers (:data:`pbitsim.sim.gathers.fields16`:
+    the same multiply-adds in the same order; 1.2-1.3x the single-column rate). The flag is a
+    constant of the closure, as is the choice of sweep in :func:`_block_kernel`, so a run
+    compiles only the sweep it uses.
     """
 
     @njit(cache=True)
     def sweep(s, st, ptr, nbr, w, h, bstart, beta, lanes, f, res):
         s0, s1, s2, s3 = lanes[0], lanes[1], lanes[2], lanes[3]
         n = h.shape[0]
+        gathered = n >= _GATHERS_FROM
         nu = np.uint64(n)
         last = np.uint64(nbr.shape[0] - 1)
         first = np.uint64(0)
@@ -305,7 +320,7 @@ def _site_sweep(uniform: bool):
                     _prefetch(nbr, min(ka + t, last))
                     _prefetch(w, min(ka + t, last))
                 _prefetch(h, min(ahead, nu - np.uint64(1)))
-                if uniform and cnt == LANES:  # a whole group: 16 sites a vector of gathers
+                if uniform and cnt == LANES and gathered:  # 16 sites a vector of gathers
                     for j0 in range(0, LANES, GROUP):
                         fields16(s, nbr, w, h, np.int64(g0) + j0, f, j0)
                 elif uniform:
@@ -472,18 +487,34 @@ def _swap(c, event, K, c0, e, ladder, temp, walker, label, swap_rng, acc, att, t
 
 
 @njit(cache=True)
+def _rows_of(c0, K, temp, e, d, out_e, out_w):
+    """The output row of each column c0 + j of a block (whole chains of K columns): chain c's
+    column c*K + k goes to row c*K + temp[c*K + k], its rung's; and, where asked for (outputs
+    with columns), draw d's energy and walker slot k there. Chains, not a division per column:
+    for 64 replicas that was a third of a draw's recording."""
+    m = e.shape[0]
+    rows = np.empty(m, np.int64)
+    j = 0
+    for c in range(c0 // K, (c0 + m) // K):
+        for k in range(K):
+            row = c * K + temp[c * K + k]
+            rows[j] = row
+            if out_e.shape[1]:  # (0 columns: not asked for)
+                out_e[row, d] = e[j]
+            if out_w.shape[1]:
+                out_w[row, d] = k
+            j += 1
+    return rows
+
+
+@njit(cache=True)
 def _record(S, by_column, c0, K, temp, site, e, d, out, out_e, out_w):
     """Write the state of each column into its rung's row: row c*K + temp[col] (K = 1: col)."""
     m = e.shape[0]
     n = site.shape[0]
+    rows = _rows_of(c0, K, temp, e, d, out_e, out_w)
     for j in range(m):
-        col = c0 + j
-        c = col // K
-        row = c * K + temp[col]
-        if out_e.shape[1]:  # (0 columns: not asked for)
-            out_e[row, d] = e[j]
-        if out_w.shape[1]:
-            out_w[row, d] = col - c * K
+        row = rows[j]
         for p in range(n):
             out[row, d, site[p]] = np.int8(S[j, p] if by_column else S[p, j])
 
@@ -500,26 +531,17 @@ def _record_lanes(S, pos, c0, K, temp, e, d, out, out_e, out_w):
     """:func:`_record` for the replica layout S int8 [n + 1, m] with m a multiple of 8:
     out[row, d, i] = S[pos[i], j].
 
-    With m a multiple of 64, groups of 8 sites (then 4, 2, 1 for the ragged rest) go through
-    :data:`pbitsim.sim.byte_tiles.scatter8`: 64 lanes at a time turned replica-major by one
-    vector shuffle and stored a group per output row (~0.9 us a draw for 64 replicas of 100
-    spins). Otherwise tiles of 8 sites x 8 lanes go as eight uint64 words through
+    With m a multiple of 64, groups of 16 sites (then 8, 4, 2, 1 for the ragged rest) go through
+    :data:`pbitsim.sim.byte_tiles.scatter16`: 64 lanes at a time turned replica-major by vector
+    shuffles and stored a group per output row (~0.6 us a draw for 64 replicas of 100 spins).
+    Otherwise tiles of 8 sites x 8 lanes go as eight uint64 words through
     :func:`pbitsim.sim.byte_tiles.transpose8`, the rows of the tile's sites read by ``pos`` so
     the output is written a word at a time in site order, and ragged sites a byte at a time
     (~1.2 us; ~4 us a byte at a time, when a PCD step's 10 draws cost a third of its sweeps).
     """
     m = e.shape[0]
     n = pos.shape[0]
-    rows = np.empty(m, np.int64)
-    for j in range(m):
-        col = c0 + j
-        c = col // K
-        row = c * K + temp[col]
-        rows[j] = row
-        if out_e.shape[1]:  # (0 columns: not asked for)
-            out_e[row, d] = e[j]
-        if out_w.shape[1]:
-            out_w[row, d] = col - c * K
+    rows = _rows_of(c0, K, temp, e, d, out_e, out_w)
     if m % ROW == 0 and S.itemsize == 1:  # (typed for every spin type, run for int8)
         _record_rows(S, pos, rows, d, out)
         return
@@ -548,7 +570,7 @@ def _record_lanes(S, pos, c0, K, temp, e, d, out, out_e, out_w):
 @njit(cache=True)
 def _record_rows(S, pos, rows, d, out):
     """out[rows[j], d, i] = S[pos[i], j] for m (a multiple of :data:`ROW`) lanes of int8 S, a
-    group of rows of S at a time (:data:`pbitsim.sim.byte_tiles.scatter8`; 4, 2, 1 for the
+    group of rows of S at a time (:data:`pbitsim.sim.byte_tiles.scatter16`; 8, 4, 2, 1 for the
     rest)."""
     m = rows.shape[0]
     n = pos.shape[0]
@@ -558,23 +580,32 @@ def _record_rows(S, pos, rows, d, out):
     base = np.empty(m, np.int64)  # where row j's draw d starts in flat
     for j in range(m):
         base[j] = (rows[j] * k + d) * n
-    offs = np.empty(8, np.int64)
+    offs = np.empty(16, np.int64)
     for jb in range(0, m, ROW):
         bj = base[jb : jb + ROW]
         i0 = 0
-        for g in (8, 4, 2, 1):
-            while n - i0 >= g:
-                for t in range(g):
-                    offs[t] = pos[i0 + t] * m + jb
-                if g == 8:
-                    scatter8(src, offs, flat, bj, i0)
-                elif g == 4:
-                    scatter4(src, offs, flat, bj, i0)
-                elif g == 2:
-                    scatter2(src, offs, flat, bj, i0)
-                else:
-                    scatter1(src, offs, flat, bj, i0)
-                i0 += g
+        while n - i0 >= 16:  # (a loop per group size: one over the sizes measured 40% slower)
+            for t in range(16):
+                offs[t] = pos[i0 + t] * m + jb
+            scatter16(src, offs, flat, bj, i0)
+            i0 += 16
+        if n - i0 >= 8:
+            for t in range(8):
+                offs[t] = pos[i0 + t] * m + jb
+            scatter8(src, offs, flat, bj, i0)
+            i0 += 8
+        if n - i0 >= 4:
+            for t in range(4):
+                offs[t] = pos[i0 + t] * m + jb
+            scatter4(src, offs, flat, bj, i0)
+            i0 += 4
+        if n - i0 >= 2:
+            offs[0], offs[1] = pos[i0] * m + jb, pos[i0 + 1] * m + jb
+            scatter2(src, offs, flat, bj, i0)
+            i0 += 2
+        if n - i0 >= 1:
+            offs[0] = pos[i0] * m + jb
+            scatter1(src, offs, flat, bj, i0)
 
 
 @njit(cache=True)
