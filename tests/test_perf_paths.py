@@ -300,15 +300,17 @@ def test_recordings_move_every_byte_where_the_plain_rule_puts_it(m, n):
     temp = np.concatenate([rng.permutation(K) for _ in range(m // K)]).astype(np.int32)
     e = rng.normal(size=m)
     k = 3
-    out = np.full((m, k, n), 99, np.int8)
-    out_e, out_w = np.zeros((m, k)), np.zeros((m, k), np.int32)
-    gk._record_lanes(S, pos, 0, K, temp, e, 1, out, out_e, out_w)
     rows = np.arange(m) // K * K + temp
     want = np.full((m, k, n), 99, np.int8)
     want[rows, 1, :] = S[pos].T
-    np.testing.assert_array_equal(out, want)  # draws 0 and 2 untouched
-    np.testing.assert_array_equal(out_e[rows, 1], e)
-    np.testing.assert_array_equal(out_w[rows, 1], np.arange(m) % K)
+    recorders = [gk._record_lanes] + ([gk._record_wide] if m % 64 == 0 else [])
+    for record in recorders:
+        out = np.full((m, k, n), 99, np.int8)
+        out_e, out_w = np.zeros((m, k)), np.zeros((m, k), np.int32)
+        record(S, pos, 0, K, temp, e, 1, out, out_e, out_w)
+        np.testing.assert_array_equal(out, want)  # draws 0 and 2 untouched
+        np.testing.assert_array_equal(out_e[rows, 1], e)
+        np.testing.assert_array_equal(out_w[rows, 1], np.arange(m) % K)
 
 
 def test_loaded_values_fill_the_layout_as_a_fresh_one():

@@ -145,10 +145,18 @@ class Layout:
     def site(self) -> np.ndarray:
         return self.arrays[5]
 
-    def fill(self, c: Couplings) -> None:
-        """Write the values (J data, h) of ``c`` into the value arrays, in place."""
+    def fill(self, c: Couplings, compiled: bool = True) -> None:
+        """Write the values (J data, h) of ``c`` into the value arrays, in place: by one
+        compiled call (``Runner.load``, every step of a training loop), or by numpy (a new
+        layout: a run that never loads new values never compiles it). The same values."""
         _, _, w, h, _, site, w64, h64, _ = self.arrays
-        gk.fill_values(w64, w, h64, h, self.dst, self.src, site, c.data, c.h)
+        if compiled:
+            gk.fill_values(w64, w, h64, h, self.dst, self.src, site, c.data, c.h)
+            return
+        w64[self.dst] = c.data[self.src]
+        w[:] = w64  # float32 rounding
+        h64[:] = c.h[site]
+        h[:] = h64
 
 
 def build_layout(c: Couplings, classes: list[np.ndarray]) -> Layout:
@@ -201,7 +209,7 @@ def build_layout(c: Couplings, classes: list[np.ndarray]) -> Layout:
         window=_window(nbr[dst], row, bstart),
         starts=tuple(int(x) for x in starts),
     )
-    layout.fill(c)
+    layout.fill(c, compiled=False)
     return layout
 
 

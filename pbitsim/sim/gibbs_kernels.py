@@ -37,15 +37,7 @@ from numba import njit, types
 from numba.extending import intrinsic, overload
 
 from pbitsim.sim import aligned
-from pbitsim.sim.byte_tiles import (
-    ROW,
-    scatter1,
-    scatter2,
-    scatter4,
-    scatter8,
-    scatter16,
-    transpose8,
-)
+from pbitsim.sim.byte_tiles import ROW, scatter4, scatter16, transpose8
 from pbitsim.sim.gathers import GROUP, fields16
 from pbitsim.sim.prefetch import prefetch as _prefetch
 from pbitsim.sim.threads import run_blocks
@@ -531,7 +523,7 @@ def _record_lanes(S, pos, c0, K, temp, e, d, out, out_e, out_w):
     """:func:`_record` for the replica layout S int8 [n + 1, m] with m a multiple of 8:
     out[row, d, i] = S[pos[i], j].
 
-    With m a multiple of 64, groups of 16 sites (then 8, 4, 2, 1 for the ragged rest) go through
+    With m a multiple of 64, groups of 16 sites (then 4, and 0-3 bytes) go through
     :data:`pbitsim.sim.byte_tiles.scatter16`: 64 lanes at a time turned replica-major by vector
     shuffles and stored a group per output row (~0.6 us a draw for 64 replicas of 100 spins).
     Otherwise tiles of 8 sites x 8 lanes go as eight uint64 words through
@@ -542,9 +534,6 @@ def _record_lanes(S, pos, c0, K, temp, e, d, out, out_e, out_w):
     m = e.shape[0]
     n = pos.shape[0]
     rows = _rows_of(c0, K, temp, e, d, out_e, out_w)
-    if m % ROW == 0 and S.itemsize == 1:  # (typed for every spin type, run for int8)
-        _record_rows(S, pos, rows, d, out)
-        return
     S8 = S.view(np.uint64)  # [n + 1, m / 8]: word jb of row p = lanes 8 jb .. 8 jb + 7
     mb = m // 8
     T = np.empty((8, mb), np.uint64)  # the tiles of 8 sites, lane t of each in row t
@@ -570,8 +559,8 @@ def _record_lanes(S, pos, c0, K, temp, e, d, out, out_e, out_w):
 @njit(cache=True)
 def _record_rows(S, pos, rows, d, out):
     """out[rows[j], d, i] = S[pos[i], j] for m (a multiple of :data:`ROW`) lanes of int8 S, a
-    group of rows of S at a time (:data:`pbitsim.sim.byte_tiles.scatter16`; 8, 4, 2, 1 for the
-    rest)."""
+    group of rows of S at a time (:data:`pbitsim.sim.byte_tiles.scatter16`; then 4, and the
+    last 0-3 a byte at a time: each shuffle compiled costs a fresh install's first run)."""
     m = rows.shape[0]
     n = pos.shape[0]
     k = out.shape[1]
@@ -589,23 +578,24 @@ def _record_rows(S, pos, rows, d, out):
                 offs[t] = pos[i0 + t] * m + jb
             scatter16(src, offs, flat, bj, i0)
             i0 += 16
-        if n - i0 >= 8:
-            for t in range(8):
-                offs[t] = pos[i0 + t] * m + jb
-            scatter8(src, offs, flat, bj, i0)
-            i0 += 8
-        if n - i0 >= 4:
+        while n - i0 >= 4:
             for t in range(4):
                 offs[t] = pos[i0 + t] * m + jb
             scatter4(src, offs, flat, bj, i0)
             i0 += 4
-        if n - i0 >= 2:
-            offs[0], offs[1] = pos[i0] * m + jb, pos[i0 + 1] * m + jb
-            scatter2(src, offs, flat, bj, i0)
-            i0 += 2
-        if n - i0 >= 1:
-            offs[0] = pos[i0] * m + jb
-            scatter1(src, offs, flat, bj, i0)
+        for i in range(i0, n):  # the last 0-3 sites a byte at a time
+            row_s = src[pos[i] * m + jb : pos[i] * m + jb + ROW]
+            for j in range(ROW):
+                flat[bj[j] + i] = row_s[j]
+
+
+@njit(cache=True)
+def _record_wide(S, pos, c0, K, temp, e, d, out, out_e, out_w):
+    """:func:`_record_lanes` for int8 S with a multiple of :data:`ROW` lanes, by
+    :func:`_record_rows` (~0.6 us a draw at 64 replicas of 100 spins, against ~1.2 us by
+    tiles). Only blocks of such widths compile it (:func:`_after_step_for`): its shuffles cost
+    a fresh install's first run about a second."""
+    _record_rows(S, pos, _rows_of(c0, K, temp, e, d, out_e, out_w), d, out)
 
 
 @njit(cache=True)
@@ -631,35 +621,49 @@ def _step_betas(ladder, betaf, temp, c0, t, bv):
         bv[j] = np.float32(ladder[temp[c0 + j]] * scale)
 
 
-@njit(cache=True)
-def _after_step(
-    Sl, by_column, c0, lay, ladder, temp, pt, t, step, swap_every, thin, record, energies, pos,
-    out, out_e, out_w, e, inner, ndraw,
-):  # fmt: skip
-    """What follows the sweep of global step t (``step`` of this call) for the columns c0.. held
-    in Sl: their energies where a swap event or a recorded draw needs them, the swap event, the
-    recording. Returns the number of draws recorded so far in this call."""
-    ptr, nbr, w, h, sidx, site, w64, h64, bstart = lay
-    walker, label, swap_rng, acc, att, trips = pt
-    K = ladder.shape[0]
-    m = e.shape[0]
-    swap = swap_every > 0 and (t + 1) % swap_every == 0
-    rec = record and (step + 1) % thin == 0
-    if swap or (rec and energies):
-        energies_of(Sl, by_column, ptr, nbr, w64, h64, bstart, e, inner)
-    if swap:
-        event = (t + 1) // swap_every - 1
-        for c in range(c0 // K, (c0 + m) // K):
-            _swap(
-                c, event, K, c0, e, ladder, temp, walker, label, swap_rng, acc, att, trips, record
-            )
-    if rec:
-        if not by_column and m % 8 == 0:
-            _record_lanes(Sl, pos, c0, K, temp, e, ndraw, out, out_e, out_w)
-        else:
-            _record(Sl, by_column, c0, K, temp, site, e, ndraw, out, out_e, out_w)
-        ndraw += 1
-    return ndraw
+def _after_step_for(wide: bool):
+    """The step's epilogue (:func:`_after_step` is the general one): ``wide`` (a constant of the
+    closure, so the other branch is never compiled) records through :func:`_record_wide`, for
+    replica-kernel blocks whose width is a multiple of :data:`ROW`."""
+
+    @njit(cache=True)
+    def after_step(
+        Sl, by_column, c0, lay, ladder, temp, pt, t, step, swap_every, thin, record, energies,
+        pos, out, out_e, out_w, e, inner, ndraw,
+    ):  # fmt: skip
+        """What follows the sweep of global step t (``step`` of this call) for the columns c0..
+        held in Sl: their energies where a swap event or a recorded draw needs them, the swap
+        event, the recording. Returns the number of draws recorded so far in this call."""
+        ptr, nbr, w, h, sidx, site, w64, h64, bstart = lay
+        walker, label, swap_rng, acc, att, trips = pt
+        K = ladder.shape[0]
+        m = e.shape[0]
+        swap = swap_every > 0 and (t + 1) % swap_every == 0
+        rec = record and (step + 1) % thin == 0
+        if swap or (rec and energies):
+            energies_of(Sl, by_column, ptr, nbr, w64, h64, bstart, e, inner)
+        if swap:
+            event = (t + 1) // swap_every - 1
+            for c in range(c0 // K, (c0 + m) // K):
+                _swap(
+                    c, event, K, c0, e, ladder, temp, walker, label, swap_rng, acc, att, trips,
+                    record,
+                )  # fmt: skip
+        if rec:
+            if wide:
+                _record_wide(Sl, pos, c0, K, temp, e, ndraw, out, out_e, out_w)
+            elif not by_column and m % 8 == 0:
+                _record_lanes(Sl, pos, c0, K, temp, e, ndraw, out, out_e, out_w)
+            else:
+                _record(Sl, by_column, c0, K, temp, site, e, ndraw, out, out_e, out_w)
+            ndraw += 1
+        return ndraw
+
+    return after_step
+
+
+_after_step = _after_step_for(False)
+_after_step_wide = _after_step_for(True)
 
 
 #: column kernels copy a column into int8, not float32, above this many rows of spins: its
@@ -715,7 +719,7 @@ def _copy_transposed(A, B, c0, back):
                 B[j, p] = A[p, cu + j]
 
 
-def _block_kernel(kern: int, uniform: bool = False):
+def _block_kernel(kern: int, uniform: bool = False, wide: bool = False):
     """:func:`run` for the columns c0..c1 - 1 (whole chains) with kernel ``kern``, on the calling
     thread: one compiled function per kernel (and, for KERNEL_SITES, per ``uniform``: rows of 4
     entries each, see :func:`_site_sweep`), made by this factory.
@@ -820,10 +824,17 @@ def _block_kernel(kern: int, uniform: bool = False):
             else:
                 for j in range(m):
                     _scan_random(Sl[j], stl[j], ptr, nbr, w, h, bv[j])
-            ndraw = _after_step(
-                Sl, by_column, c0, lay, ladder, temp, pt, t, step, swap_every, thin, record,
-                energies, pos, out, out_e, out_w, e, inner, ndraw,
-            )  # fmt: skip
+            if wide:  # (a constant of the closure: one branch is compiled; globals, not cells,
+                # name the functions, so that Numba's cache recognises the closure)
+                ndraw = _after_step_wide(
+                    Sl, by_column, c0, lay, ladder, temp, pt, t, step, swap_every, thin, record,
+                    energies, pos, out, out_e, out_w, e, inner, ndraw,
+                )  # fmt: skip
+            else:
+                ndraw = _after_step(
+                    Sl, by_column, c0, lay, ladder, temp, pt, t, step, swap_every, thin, record,
+                    energies, pos, out, out_e, out_w, e, inner, ndraw,
+                )  # fmt: skip
         if kern == KERNEL_REPLICAS:
             if not whole:
                 _copy_columns(S, Sl, c0, True)
@@ -836,9 +847,9 @@ def _block_kernel(kern: int, uniform: bool = False):
 
 
 @functools.cache
-def _block_function(kern: int, uniform: bool = False):
+def _block_function(kern: int, uniform: bool = False, wide: bool = False):
     """The compiled block function of kernel ``kern`` (made once per process)."""
-    return _block_kernel(kern, uniform)
+    return _block_kernel(kern, uniform, wide)
 
 
 def _uniform_rows(lay) -> bool:
@@ -869,7 +880,8 @@ def block_calls(S, rng, bounds, kernels, lay, buffers=None, window=0) -> list[tu
     for bi in range(len(bounds) - 1):
         kern, c0, c1 = int(kernels[bi]), int(bounds[bi]), int(bounds[bi + 1])
         Sb, stb = _private(buffers, S, rng, kern, c0, c1, window)
-        fn = _block_function(kern, uniform and kern == KERNEL_SITES)
+        wide = kern == KERNEL_REPLICAS and (c1 - c0) % ROW == 0
+        fn = _block_function(kern, uniform and kern == KERNEL_SITES, wide)
         calls.append((fn, c0, c1, Sb, stb))
     return calls
 
@@ -980,6 +992,7 @@ def run_split(
     e = np.empty(m, np.float64)
     inner = np.empty(m, np.float64)
     ndraw = 0
+    after = _after_step_wide if m % ROW == 0 else _after_step
     for step in range(nsteps):
         t = t0 + step
         _step_betas(ladder, betaf, temp, 0, t, bv)
@@ -989,7 +1002,7 @@ def run_split(
                 _sweep_replicas(S, rng, ptr, nbr, w, h, sidx, runs[i], bv, fs[i])
 
             run_blocks(block, len(runs), threads)
-        ndraw = _after_step(
+        ndraw = after(
             S, False, 0, lay, ladder, temp, pt, t, step, swap_every, thin, record, energies, pos,
             out, out_e, out_w, e, inner, ndraw,
         )  # fmt: skip
