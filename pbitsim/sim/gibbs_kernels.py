@@ -523,13 +523,12 @@ def _record_lanes(S, pos, c0, K, temp, e, d, out, out_e, out_w):
     """:func:`_record` for the replica layout S int8 [n + 1, m] with m a multiple of 8:
     out[row, d, i] = S[pos[i], j].
 
-    With m a multiple of 64, groups of 16 sites (then 4, and 0-3 bytes) go through
-    :data:`pbitsim.sim.byte_tiles.scatter16`: 64 lanes at a time turned replica-major by vector
-    shuffles and stored a group per output row (~0.6 us a draw for 64 replicas of 100 spins).
-    Otherwise tiles of 8 sites x 8 lanes go as eight uint64 words through
+    Tiles of 8 sites x 8 lanes go as eight uint64 words through
     :func:`pbitsim.sim.byte_tiles.transpose8`, the rows of the tile's sites read by ``pos`` so
     the output is written a word at a time in site order, and ragged sites a byte at a time
-    (~1.2 us; ~4 us a byte at a time, when a PCD step's 10 draws cost a third of its sweeps).
+    (~1.2 us a draw for 64 replicas of 100 spins; ~4 us a byte at a time, when a PCD step's 10
+    draws cost a third of its sweeps). Blocks of a multiple of 64 lanes record by
+    :func:`_record_wide` instead (~0.65 us).
     """
     m = e.shape[0]
     n = pos.shape[0]
