@@ -6,9 +6,9 @@ while the samples they return are replica-major (a row per replica). Both record
 turn 8 rows of 8 bytes into 8 columns with the same three swap stages: 12 word operations per
 tile, several times faster than moving a byte at a time.
 
-:data:`scatter16` (with scatter4 for a ragged rest) does the same for 64 lanes at once,
-as one LLVM vector shuffle per group of rows stored straight into the output rows (a quarter
-faster again for 64 replicas).
+:data:`scatter16` (with scatter4 for a ragged rest) does the same for 64 lanes at once: a
+network of small LLVM byte shuffles per group of rows, stored straight into the output rows
+(about twice as fast again for 64 replicas).
 """
 
 from __future__ import annotations

@@ -30,7 +30,7 @@ __all__ = ["GROUP", "fields16"]
 #: sites per call of :data:`fields16` (16 float32 lanes: one AVX-512 register)
 GROUP = 16
 #: entries per padded row that :data:`fields16` reads
-ROW = 4
+_ENTRIES = 4
 
 if sys.byteorder != "little":  # pragma: no cover - every platform Numba supports today
     raise ImportError("pbitsim.sim.gathers reads an int8 spin as the low byte of a word")
@@ -70,9 +70,9 @@ def fields16(typingctx, s, nbr, w, h, p0, f, j0):
         fa = context.make_array(sig.args[5])(context, builder, args[5])
         p0, j0 = args[4], args[6]
         i1, i32, i64, f32 = ir.IntType(1), ir.IntType(32), ir.IntType(64), ir.FloatType()
-        V, W = GROUP, GROUP * ROW
+        V, W = GROUP, GROUP * _ENTRIES
         vf, vi, v64 = ir.VectorType(f32, V), ir.VectorType(i32, V), ir.VectorType(i64, V)
-        k0 = builder.mul(p0, ir.Constant(i64, ROW))
+        k0 = builder.mul(p0, ir.Constant(i64, _ENTRIES))
         # the group's rows: 64 neighbour indices and 64 weights, read as two vectors
         rows_i = builder.bitcast(builder.gep(na.data, [k0]), ir.VectorType(i32, W).as_pointer())
         rows_w = builder.bitcast(builder.gep(wa.data, [k0]), ir.VectorType(f32, W).as_pointer())
@@ -94,8 +94,8 @@ def fields16(typingctx, s, nbr, w, h, p0, f, j0):
         )
         base = _vector(builder, i64, builder.ptrtoint(sa.data, i64), V)
         everyone = ir.Constant(mask_ty, [1] * V)
-        for k in range(ROW):  # entry k of each row, in the scalar loop's order
-            pick = ir.Constant(vi, [ROW * j + k for j in range(V)])
+        for k in range(_ENTRIES):  # entry k of each row, in the scalar loop's order
+            pick = ir.Constant(vi, [_ENTRIES * j + k for j in range(V)])
             idx = builder.sext(
                 builder.shuffle_vector(idx_all, ir.Constant(ir.VectorType(i32, W), None), pick), v64
             )

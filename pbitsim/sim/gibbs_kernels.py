@@ -665,6 +665,12 @@ _after_step = _after_step_for(False)
 _after_step_wide = _after_step_for(True)
 
 
+def _records_wide(width: int) -> bool:
+    """Whether a replica-kernel block of ``width`` int8 lanes records by :func:`_record_wide`
+    (and so compiles its shuffles): a whole number of :data:`ROW`-lane rows."""
+    return width % ROW == 0
+
+
 #: column kernels copy a column into int8, not float32, above this many rows of spins: its
 #: float32 copy (4 MB at 10^6 sites) would outgrow the 2 MB L2 cache, where a random graph's
 #: neighbour reads then wait on L3 (the same values: +-1 and 0 convert exactly) ...
@@ -879,7 +885,7 @@ def block_calls(S, rng, bounds, kernels, lay, buffers=None, window=0) -> list[tu
     for bi in range(len(bounds) - 1):
         kern, c0, c1 = int(kernels[bi]), int(bounds[bi]), int(bounds[bi + 1])
         Sb, stb = _private(buffers, S, rng, kern, c0, c1, window)
-        wide = kern == KERNEL_REPLICAS and (c1 - c0) % ROW == 0
+        wide = kern == KERNEL_REPLICAS and _records_wide(c1 - c0)
         fn = _block_function(kern, uniform and kern == KERNEL_SITES, wide)
         calls.append((fn, c0, c1, Sb, stb))
     return calls
@@ -991,7 +997,7 @@ def run_split(
     e = np.empty(m, np.float64)
     inner = np.empty(m, np.float64)
     ndraw = 0
-    after = _after_step_wide if m % ROW == 0 else _after_step
+    after = _after_step_wide if _records_wide(m) else _after_step
     for step in range(nsteps):
         t = t0 + step
         _step_betas(ladder, betaf, temp, 0, t, bv)
