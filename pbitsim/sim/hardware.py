@@ -62,7 +62,6 @@ from __future__ import annotations
 import dataclasses
 import warnings
 
-import numba as nb
 import numpy as np
 
 from pbitsim.board.design import (
@@ -79,17 +78,7 @@ from pbitsim.fixedpoint import FixedPointSpec, QuantizedCouplings, decide, satur
 from pbitsim.rng import make_generator, resolve_enable_seeds, resolve_seeds, rng_kind_code
 from pbitsim.sampling import Runner, register_method
 from pbitsim.sim import hardware_lanes as hl
-from pbitsim.sim.async_rules import PERIODIC as _PERIODIC
-from pbitsim.sim.async_rules import RANDOM as _RANDOM
-from pbitsim.sim.jit import (
-    counter_tick,
-    decide_spin,
-    decision_generator_steps,
-    enable_acts,
-    rng_next,
-    rng_output,
-    saturate,
-)
+from pbitsim.sim import hardware_replica as hrep
 
 __all__ = [
     "HardwareDesign",
@@ -311,134 +300,6 @@ def simulate_cycles_reference(
     )[0]
 
 
-# --------------------------------------------------------------------------------------------
-# Numba model.
-# --------------------------------------------------------------------------------------------
-
-
-@nb.njit(cache=True)
-def _run_replica(
-    indptr,
-    indices,
-    j_codes,
-    h_codes,
-    table,
-    order,
-    cstart,
-    n_colors,
-    kind,
-    rng_bits,
-    input_max,
-    warmup,
-    latency,
-    hist,
-    gen,
-    cycle0,
-    ncycles,
-    stride,
-    out,
-    tmp,
-):
-    """Cycles cycle0+1 .. cycle0+ncycles of one replica (see the module docstring).
-
-    ``hist[k % (latency + 1)]`` holds S_k for the last latency + 1 values of k; ``tmp`` is scratch.
-    """
-    slots = latency + 1
-    for t in range(cycle0 + 1, cycle0 + ncycles + 1):
-        colour = (t - 1) % n_colors
-        edge = (t - 1) // n_colors + 1
-        prev = (t - 1) % slots
-        cur = t % slots  # holds S_{t-1-L} now (or S_0 early on); receives S_t
-        lo = cstart[colour]
-        hi = cstart[colour + 1]
-        for k in range(lo, hi):
-            i = order[k]
-            r = rng_output(kind, gen[i], rng_bits)
-            if edge > warmup:
-                acc = h_codes[i]
-                for p in range(indptr[i], indptr[i + 1]):
-                    acc += j_codes[p] * hist[cur, indices[p]]
-                acc = saturate(acc, input_max)
-                tmp[k - lo] = decide_spin(acc, table[abs(acc)], r)
-            else:
-                tmp[k - lo] = hist[prev, i]
-            gen[i] = rng_next(kind, gen[i])
-        if slots > 1:
-            hist[cur, :] = hist[prev, :]
-        for k in range(lo, hi):
-            hist[cur, order[k]] = tmp[k - lo]
-        done = t - cycle0
-        if stride > 0 and done % stride == 0:
-            out[done // stride - 1, :] = hist[cur, :]
-
-
-@nb.njit(cache=True)
-def _run_async_replica(
-    indptr,
-    indices,
-    j_codes,
-    h_codes,
-    table,
-    mode,
-    kind,
-    rng_bits,
-    input_max,
-    warmup,
-    latency,
-    threshold,
-    reload,
-    hist,
-    gen,
-    egen,
-    counter,
-    cycle0,
-    ncycles,
-    stride,
-    out,
-    acting,
-    tmp,
-):
-    """Cycles cycle0+1 .. cycle0+ncycles of one replica of an un-coloured schedule (module
-    docstring): ``mode`` 0 = async-random (``egen`` the enable generators, ``threshold`` the
-    ENABLE register as uint64), 1 = async-periodic (``counter`` the counters, ``reload`` the
-    values T_i - 1 they reload). ``hist`` as in :func:`_run_replica`; ``acting``, ``tmp`` are
-    scratch of length n."""
-    slots = latency + 1
-    n = h_codes.shape[0]
-    for t in range(cycle0 + 1, cycle0 + ncycles + 1):
-        prev = (t - 1) % slots
-        cur = t % slots  # holds S_{t-1-L} now (or S_0 early on); receives S_t
-        warm = t > warmup
-        m = 0
-        for i in range(n):
-            if mode == _RANDOM:
-                act = enable_acts(rng_output(kind, egen[i], ENABLE_BITS), threshold)
-                egen[i] = rng_next(kind, egen[i])
-            else:
-                act, counter[i] = counter_tick(counter[i], reload[i])
-            if act:
-                r = rng_output(kind, gen[i], rng_bits)
-                if warm:
-                    acc = h_codes[i]
-                    for p in range(indptr[i], indptr[i + 1]):
-                        acc += j_codes[p] * hist[cur, indices[p]]
-                    acc = saturate(acc, input_max)
-                    tmp[m] = decide_spin(acc, table[abs(acc)], r)
-                else:
-                    tmp[m] = hist[prev, i]
-                acting[m] = i
-                m += 1
-            if decision_generator_steps(mode, act):  # async-random: free-running
-                gen[i] = rng_next(kind, gen[i])
-        if slots > 1:
-            hist[cur, :] = hist[prev, :]
-        for k in range(m):
-            hist[cur, acting[k]] = tmp[k]
-        done = t - cycle0
-        if stride > 0 and done % stride == 0:
-            out[done // stride - 1, :] = hist[cur, :]
-
-
 def _replica_major(name: str) -> property:
     """A state array of :class:`HardwareMachine` in the replica-major layout, as an attribute.
 
@@ -522,6 +383,7 @@ class HardwareMachine:
         self._lanes_current = False  # it holds the state
         self._rm_current = True  # the replica-major arrays hold the state
         self._layout = None  # the couplings as the lane kernels read them
+        self._rows = None  # the couplings as the one-replica kernels read them
         q, col, self.n_colors = _prepare(couplings_or_quantized, design, coloring)
         self.design, self.quantized = design, q
         seeds = np.asarray(seeds, dtype=np.uint64)
@@ -604,7 +466,7 @@ class HardwareMachine:
     def _sync_replica_major(self) -> None:
         if not self._rm_current:
             d = self.__dict__
-            self._lanes.store(d["_rm_hist"], d["_rm_gen"], d["_rm_egen"], d["_rm_counter"])
+            self._lanes.store(d["_rm_hist"], d["_rm_gen"], d["_rm_egen"])
             self._rm_current = True
 
     def _lane_state(self):
@@ -619,12 +481,11 @@ class HardwareMachine:
                 self.design.read_latency + 1,
                 self._order if self.design.coloured else np.arange(n),
                 self.design.schedule == "async-random",
-                self.design.schedule == "async-periodic",
                 get_num_threads(),
             )
         if not self._lanes_current:
             d = self.__dict__
-            self._lanes.load(d["_rm_hist"], d["_rm_gen"], d["_rm_egen"], d["_rm_counter"])
+            self._lanes.load(d["_rm_hist"], d["_rm_gen"], d["_rm_egen"])
             self._lanes_current = True
         return self._lanes
 
@@ -637,6 +498,16 @@ class HardwareMachine:
                 self.design.fixed_point.acc_bits,
             )  # fmt: skip
         return self._layout
+
+    def _replica_rows(self) -> tuple:
+        if self._rows is None:
+            n = self.quantized.n
+            self._rows = hrep.rows(
+                self._indptr, self._indices, self._j, self._h,
+                self._order if self.design.coloured else np.arange(n),
+                self.design.fixed_point.acc_bits,
+            )  # fmt: skip
+        return self._rows
 
     @property
     def enable(self) -> int:
@@ -670,7 +541,7 @@ class HardwareMachine:
                 f"{j.shape}, {h.shape}, {t.shape}"
             )
         self._j, self._h, self._table = j.copy(), h.copy(), t.copy()
-        self._layout = None
+        self._layout = self._rows = None
 
     def set_quantized(self, q: QuantizedCouplings) -> None:
         """:meth:`set_codes` from a QuantizedCouplings of the same graph and fixed-point spec."""
@@ -793,11 +664,12 @@ class HardwareMachine:
             self.design.read_latency,
         )
         if self.replicas == 1:
-            # One chain: the scalar kernel (the emulator makes many short calls on one replica).
-            args = (self._indptr, self._indices, self._j, self._h) + tail
-            tmp = np.empty(int(np.diff(self._cstart).max()), dtype=np.int8)
-            _run_replica(
-                *args, self._hist[0], self._gen[0], self.cycle, cycles, record_every, out[0], tmp,
+            # One chain: the replica-major kernel (the emulator makes many short calls on one
+            # replica, and lanes of one replica would run as scalar remainders).
+            n = self.quantized.n
+            hrep.run_coloured(
+                *self._replica_rows(), *tail, self._hist[0], self._gen[0], self.cycle, cycles,
+                record_every, out[0], np.empty(n, np.uint32), np.empty(n, np.int8),
             )  # fmt: skip
             return
         lanes = self._lane_state()
@@ -810,32 +682,46 @@ class HardwareMachine:
 
     def _run_uncoloured(self, cycles: int, record_every: int, out: np.ndarray) -> None:
         spec = self.design.fixed_point
-        tail = (
+        n = self.quantized.n
+        rules = (
             self._table,
-            _RANDOM if self.design.schedule == "async-random" else _PERIODIC,
             self._kind,
             spec.rng_bits,
             spec.input_max,
             self.warmup_cycles,
             self.design.read_latency,
-            np.uint64(self._threshold),
-            self._reload,
         )
+        if self.design.schedule == "async-periodic":
+            # Event-driven, one replica at a time on the replica-major arrays (each replica has
+            # its own phases, so lanes of a p-bit seldom act together).
+            hrep.run_periodic_replicas(
+                self._replica_rows() + rules, self._reload, self._hist, self._gen,
+                self._counter, self.cycle, cycles, record_every, out,
+                self._periodic_threads(cycles),
+            )  # fmt: skip
+            return
         if self.replicas == 1:
-            n = self.quantized.n
-            args = (self._indptr, self._indices, self._j, self._h) + tail
-            _run_async_replica(
-                *args, self._hist[0], self._gen[0], self._egen[0], self._counter[0], self.cycle,
-                cycles, record_every, out[0], np.empty(n, np.int64), np.empty(n, np.int8),
+            hrep.run_random(
+                *self._replica_rows(), *rules, np.uint64(self._threshold), self._hist[0],
+                self._gen[0], self._egen[0], self.cycle, cycles, record_every, out[0],
+                np.zeros(-(-n // 8) * 8, np.uint8), np.empty(n, np.uint32), np.empty(n, np.int8),
             )  # fmt: skip
             return
         lanes = self._lane_state()
-        work = self.replicas * self.quantized.n * cycles
-        hl.run_uncoloured(
-            self._lanes_layout() + tail, lanes, self.cycle, cycles, record_every, out,
-            self._threads(work),
+        work = self.replicas * n * cycles
+        hl.run_random(
+            self._lanes_layout() + rules + (np.uint64(self._threshold),), lanes, self.cycle,
+            cycles, record_every, out, self._threads(work),
         )  # fmt: skip
         self._rm_current = False
+
+    def _periodic_threads(self, cycles: int) -> int:
+        """Threads for an "async-periodic" call: one below hrep.ONE_THREAD_BELOW p-bit updates
+        (the mean period's worth), else Numba's count."""
+        from numba import get_num_threads
+
+        updates = self.replicas * self.quantized.n * cycles / np.mean(self._reload + 1)
+        return 1 if updates < hrep.ONE_THREAD_BELOW else get_num_threads()
 
 
 def simulate_cycles(

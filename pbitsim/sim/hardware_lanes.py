@@ -1,10 +1,12 @@
 """The cycle model of :mod:`pbitsim.sim.hardware` vectorised across replica lanes (Numba).
 
 Same machine, same numbers: replica r here computes exactly what the one-replica kernels of
-:mod:`pbitsim.sim.hardware` compute for it (same generators, same order of steps, the fixed-point
-rules and generator steps of :mod:`pbitsim.sim.jit`, compiled from :mod:`pbitsim.rng` and
-:mod:`pbitsim.fixedpoint`). Only the memory layout differs, and a test checks every schedule,
-read latency and preset against the reference.
+:mod:`pbitsim.sim.hardware_replica` compute for it (same generators, same order of steps, the
+fixed-point rules and generator steps of :mod:`pbitsim.sim.jit`, compiled from
+:mod:`pbitsim.rng` and :mod:`pbitsim.fixedpoint`). Only the memory layout differs, and a test
+checks both schedules run here ("chromatic" and "async-random"), every read latency and preset
+against the reference. ("async-periodic" runs one replica at a time at any replica count: its
+replicas' phases differ, so the lanes of a p-bit seldom act together.)
 
 Layout
 ------
@@ -12,8 +14,8 @@ The replicas are split into blocks of consecutive replicas (:func:`block_bounds`
 replicas keeps its state *lane-major*, the m replicas of one p-bit contiguous
 (:class:`LaneState`): spins ``H[L + 1, n + 1, m]`` int8 by p-bit (row n stays 0: the padding of
 the couplings reads it), decision generators ``G[n, m]`` by *position* (position p is p-bit
-``order[p]``: the chromatic schedule then reads a colour's generators front to back), enable
-generators ``E[n, m]`` and counters ``K[n, m]`` (int32) by p-bit. (Holding a 32-bit generator
+``order[p]``: the chromatic schedule then reads a colour's generators front to back) and enable
+generators ``E[n, m]`` by p-bit. (Holding a 32-bit generator
 in uint32 measured no faster, and would compile every kernel twice.) So the innermost loop of
 every step runs over the m lanes of one p-bit with unit stride, and the neighbour sum (in the
 narrowest integer type that holds ``acc_bits``), the saturation, the decision and the
@@ -27,13 +29,13 @@ The machine's registers, the GPU machine and the tests read the state replica-ma
 convert, and :class:`pbitsim.sim.hardware.HardwareMachine` calls them only when one side has
 changed, so a run of many calls pays for no conversion.
 
-Un-coloured schedules: the schedule rule (the enable generators of "async-random", the counters
-of "async-periodic") and the free-running decision generators run vectorised over the lanes of
-each p-bit every cycle, giving a mask of the acting lanes. When many lanes of a p-bit act (more
-than a quarter), every lane decides, vectorised, and the acting ones keep the decision; when few
-act, each acting lane's input, table entry and random number are computed alone and the
-comparator runs vectorised over a batch of them. S_t is built in its own array, since every p-bit
-acting in cycle t reads S_{t-1-L}. A block has at most 64 lanes (one bit each in the mask).
+"async-random": the enable generators and the free-running decision generators run vectorised
+over the lanes of each p-bit every cycle, giving a mask of the acting lanes. When many lanes of
+a p-bit act (more than a quarter), every lane decides, vectorised, and the acting ones keep the
+decision; when few act, each acting lane's input, table entry and random number are computed
+alone and the comparator runs vectorised over a batch of them. S_t is built in its own array,
+since every p-bit acting in cycle t reads S_{t-1-L}. A block has at most 64 lanes (one bit each
+in the mask).
 """
 
 from __future__ import annotations
@@ -43,12 +45,11 @@ import numpy as np
 
 from pbitsim.board.design import ENABLE_BITS
 from pbitsim.sim import aligned
-from pbitsim.sim.async_rules import RANDOM as _RANDOM
 from pbitsim.sim.byte_tiles import transpose8
-from pbitsim.sim.jit import counter_tick, decide_spin, enable_acts, rng_next, rng_output, saturate
+from pbitsim.sim.jit import decide_spin, enable_acts, rng_next, rng_output, saturate
 from pbitsim.sim.threads import run_blocks
 
-__all__ = ["LaneState", "lanes_layout", "block_bounds", "run_chromatic", "run_uncoloured"]
+__all__ = ["LaneState", "lanes_layout", "block_bounds", "run_chromatic", "run_random"]
 
 #: widest block of replicas: 64 int16 lanes are four AVX2 vectors; wider blocks only grow the
 #: block's working set (n x m x 9 bytes) past the caches, and the un-coloured kernel keeps one
@@ -192,13 +193,13 @@ class LaneState:
         Replicas, p-bits, and L + 1 (spin states kept).
     order : int64 [n]
         p-bit at each position of the decision generators.
-    enable, counters : bool
-        Whether there are enable generators ("async-random") or counters ("async-periodic").
+    enable : bool
+        Whether there are enable generators ("async-random").
     threads : int
         Threads the blocks are split for (:func:`block_bounds`).
     """
 
-    def __init__(self, replicas, n, slots, order, enable, counters, threads):
+    def __init__(self, replicas, n, slots, order, enable, threads):
         self.bounds = block_bounds(replicas, threads)
         self.order = np.ascontiguousarray(order, np.int64)
         self.ident = np.arange(n, dtype=np.int64)
@@ -208,9 +209,8 @@ class LaneState:
         self.H = [aligned.zeros((slots, n + 1, m), np.int8) for m in widths]
         self.G = [aligned.empty((n, m), np.uint64) for m in widths]
         self.E = [aligned.empty((n if enable else 0, m), np.uint64) for m in widths]
-        self.K = [aligned.empty((n if counters else 0, m), np.int32) for m in widths]
 
-    def load(self, hist, gen, egen, counter) -> None:
+    def load(self, hist, gen, egen) -> None:
         """Take the machine's replica-major state."""
         for b, r0 in enumerate(self.bounds[:-1]):
             for s in range(hist.shape[1]):
@@ -218,10 +218,8 @@ class LaneState:
             _gather_lanes(gen, self.order, r0, self.G[b])
             if self.E[b].shape[0]:
                 _gather_lanes(egen, self.ident, r0, self.E[b])
-            if self.K[b].shape[0]:
-                _gather_lanes(counter, self.ident, r0, self.K[b])
 
-    def store(self, hist, gen, egen, counter) -> None:
+    def store(self, hist, gen, egen) -> None:
         """Write the state back into the machine's replica-major arrays."""
         for b, r0 in enumerate(self.bounds[:-1]):
             for s in range(hist.shape[1]):
@@ -229,8 +227,6 @@ class LaneState:
             _scatter_lanes(self.G[b], self.order, r0, gen)
             if self.E[b].shape[0]:
                 _scatter_lanes(self.E[b], self.ident, r0, egen)
-            if self.K[b].shape[0]:
-                _scatter_lanes(self.K[b], self.ident, r0, counter)
 
 
 def block_bounds(replicas: int, threads: int, max_block: int | None = None) -> np.ndarray:
@@ -256,7 +252,7 @@ def _chromatic_block(
 ):  # fmt: skip
     """Cycles cycle0+1 .. cycle0+ncycles of the block of replicas r0.. held in H, G (module
     docstring), with the couplings of :func:`lanes_layout`: what
-    :func:`pbitsim.sim.hardware._run_replica` does for each of them."""
+    :func:`pbitsim.sim.hardware_replica.run_coloured` does for each of them."""
     m = G.shape[1]
     mu = np.uint64(m)  # unsigned lane indices: no negative-index wrap-around checks
     slots = latency + 1
@@ -339,14 +335,13 @@ def _decide_batch(acc, tv, rv, at, count, d, Xf):
 
 
 @nb.njit(cache=True, nogil=True)
-def _uncoloured_block(
-    ptr, nbr, w, h, table, mode, kind, rng_bits, input_max, warmup, latency, threshold, reload,
-    H, G, E, K, r0, cycle0, ncycles, stride, out,
+def _random_block(
+    ptr, nbr, w, h, table, kind, rng_bits, input_max, warmup, latency, threshold,
+    H, G, E, r0, cycle0, ncycles, stride, out,
 ):  # fmt: skip
-    """Cycles cycle0+1 .. cycle0+ncycles of the block of replicas r0.. held in H, G, E, K
-    (positions are p-bits here), with the couplings of :func:`lanes_layout`: what
-    :func:`pbitsim.sim.hardware._run_async_replica` does for each of them. ``mode`` 0 =
-    async-random (E, ``threshold``), 1 = async-periodic (K, ``reload``)."""
+    """Cycles cycle0+1 .. cycle0+ncycles of "async-random" for the block of replicas r0.. held
+    in H, G, E (positions are p-bits here), with the couplings of :func:`lanes_layout`: what
+    :func:`pbitsim.sim.hardware_replica.run_random` does for each of them."""
     m = G.shape[1]
     mu = np.uint64(m)
     n = G.shape[0]
@@ -369,22 +364,15 @@ def _uncoloured_block(
         Hp = H[prev]
         nb = 0
         for i in range(n):
-            # which lanes act (the schedule rule), in every lane: a mask (<= 64 lanes) and a count
+            # which lanes act (the enable rule), in every lane: a mask (<= 64 lanes) and a count
             bits = np.uint64(0)
             na = 0
-            if mode == _RANDOM:
-                for j in range(mu):
-                    e = E[i, j]
-                    a = enable_acts(rng_output(kind, e, ENABLE_BITS), threshold)
-                    bits |= np.uint64(a) << j
-                    na += a
-                    E[i, j] = rng_next(kind, e)
-            else:
-                ri = reload[i]
-                for j in range(mu):
-                    a, K[i, j] = counter_tick(K[i, j], ri)
-                    bits |= np.uint64(a) << j
-                    na += a
+            for j in range(mu):
+                e = E[i, j]
+                a = enable_acts(rng_output(kind, e, ENABLE_BITS), threshold)
+                bits |= np.uint64(a) << j
+                na += a
+                E[i, j] = rng_next(kind, e)
             for j in range(mu):  # S_t = S_{t-1} where nobody acts (and in warm-up)
                 X[i, j] = Hp[i, j]
             if warm and 4 * na > m:
@@ -435,13 +423,8 @@ def _uncoloured_block(
                 if nb > _BATCH - m:
                     _decide_batch(b_acc, b_t, b_r, b_at, nb, b_d, Xf)
                     nb = 0
-            if mode == _RANDOM:  # free-running decision generators
-                for j in range(mu):
-                    G[i, j] = rng_next(kind, G[i, j])
-            elif na:
-                for j in range(mu):
-                    g = G[i, j]
-                    G[i, j] = rng_next(kind, g) if (bits >> j) & _U1 else g
+            for j in range(mu):  # free-running decision generators
+                G[i, j] = rng_next(kind, G[i, j])
         _decide_batch(b_acc, b_t, b_r, b_at, nb, b_d, Xf)
         _copy_rows(X, Hc, n)
         done = t - cycle0
@@ -469,14 +452,14 @@ def run_chromatic(args: tuple, lanes: LaneState, cycle0: int, ncycles: int, stri
     run_blocks(block, len(lanes.bounds) - 1, threads)
 
 
-def run_uncoloured(args: tuple, lanes: LaneState, cycle0: int, ncycles: int, stride: int, out,
-                   threads: int = 1) -> None:  # fmt: skip
-    """:func:`run_chromatic` for the un-coloured schedules. ``args``: (ptr, nbr, w, h) of
-    :func:`lanes_layout` (identity order), then table, mode, kind, rng_bits, input_max, warmup
-    (cycles), latency, threshold (uint64), reload (int64 [n])."""
+def run_random(args: tuple, lanes: LaneState, cycle0: int, ncycles: int, stride: int, out,
+               threads: int = 1) -> None:  # fmt: skip
+    """:func:`run_chromatic` for "async-random". ``args``: (ptr, nbr, w, h) of
+    :func:`lanes_layout` (identity order), then table, kind, rng_bits, input_max, warmup
+    (cycles), latency, threshold (uint64)."""
 
     def block(b: int) -> None:
-        H, G, E, K = lanes.H[b], lanes.G[b], lanes.E[b], lanes.K[b]
-        _uncoloured_block(*args, H, G, E, K, lanes.bounds[b], cycle0, ncycles, stride, out)
+        H, G, E = lanes.H[b], lanes.G[b], lanes.E[b]
+        _random_block(*args, H, G, E, lanes.bounds[b], cycle0, ncycles, stride, out)
 
     run_blocks(block, len(lanes.bounds) - 1, threads)
