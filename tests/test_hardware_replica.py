@@ -1,0 +1,129 @@
+"""The one-replica-at-a-time kernels of the cycle model (pbitsim.sim.hardware_replica) at their
+edges, bit for bit against the pure-Python reference (simulate_cycles_reference, the documented
+rules line by line): the padded rows, the timing wheel of "async-periodic" (a period equal to the
+wheel, phases beyond the period, the widest wheel, PERIOD writes between calls, calls of
+one cycle) and the flag passes of "async-random" (n not a multiple of 8, every p-bit acting)."""
+
+import numpy as np
+import pytest
+
+from pbitsim import Couplings
+from pbitsim.board.design import enable_threshold
+from pbitsim.rng import derive_enable_seeds, derive_seeds
+from pbitsim.sim import hardware_replica as hrep
+from pbitsim.sim.async_rules import counter_tick
+from pbitsim.sim.hardware import HardwareDesign, HardwareMachine, simulate_cycles_reference
+
+
+def graph(n: int, seed: int, max_degree: int = 6) -> Couplings:
+    """Degrees 0 (p-bit 0) to ``max_degree`` (rows of one and of two or three groups of four;
+    the published design has 6 neighbour slots), couplings and fields large enough to
+    saturate the input sometimes."""
+    rng = np.random.default_rng(seed)
+    deg = np.zeros(n, int)
+    kept = []
+    for i in range(2, n):
+        for j in rng.choice(
+            np.arange(1, i), size=min(i - 1, int(rng.integers(1, 5))), replace=False
+        ):
+            if deg[i] < max_degree and deg[j] < max_degree:
+                deg[i] += 1
+                deg[j] += 1
+                kept.append((int(j), i, float(rng.uniform(-2, 2))))
+    return Couplings.from_edges(n, kept, h=rng.uniform(-1, 1, n).round(1), beta=0.7)
+
+
+def design(preset: str, schedule: str, latency: int = 0) -> HardwareDesign:
+    d = HardwareDesign.from_name(preset)
+    return HardwareDesign(**{**d.__dict__, "schedule": schedule, "read_latency": latency})
+
+
+def test_rows_pad_with_weight_zero_on_the_own_spin():
+    c = graph(30, seed=1, max_degree=9)
+    q = c.quantized(HardwareDesign.from_name("default").fixed_point)
+    order = np.random.default_rng(2).permutation(c.n)
+    ptr, nbr, w, h = hrep.rows(q.indptr, q.indices, q.j_codes, q.h_codes, order, 16)
+    deg = np.diff(q.indptr)[order]
+    assert deg.min() == 0 and deg.max() > 8  # rows of one, two and three groups
+    np.testing.assert_array_equal(np.diff(ptr), np.maximum(-(-deg // 4), 1) * 4)
+    assert nbr.dtype == np.uint32 and w.dtype == np.int16
+    spins = np.where(np.random.default_rng(3).random(c.n) < 0.5, -1, 1)
+    for k, i in enumerate(order):
+        row = slice(ptr[k], ptr[k + 1])
+        real = slice(ptr[k], ptr[k] + deg[k])
+        csr = slice(q.indptr[i], q.indptr[i + 1])
+        np.testing.assert_array_equal(nbr[real], q.indices[csr])  # the CSR's order
+        np.testing.assert_array_equal(w[real], q.j_codes[csr])
+        assert np.all(w[row][deg[k] :] == 0) and np.all(nbr[row][deg[k] :] == i)
+        assert (
+            h[k] + w[row] @ spins[nbr[row]] == q.h_codes[i] + q.j_codes[csr] @ spins[q.indices[csr]]
+        )
+
+
+def periodic_machine(c, d, seeds, period, phase):
+    return HardwareMachine(c, d, seeds[None], period=period, phase=phase)
+
+
+def counters_after(phase, period, cycles):
+    """The counter rule applied ``cycles`` times, p-bit by p-bit."""
+    out = []
+    for k, t in zip(phase, period, strict=True):
+        reload = (int(t) - 1) & 0xFFFF
+        for _ in range(cycles):
+            _, k = counter_tick(k, reload)
+        out.append(k)
+    return np.array(out)
+
+
+@pytest.mark.parametrize("preset", ["default", "published"])
+@pytest.mark.parametrize("latency", [0, 2])
+def test_periodic_wheel_edges_against_reference(preset, latency):
+    """Periods of 8 with phases 0..7 (wheel of 8 slots: a p-bit files itself in the slot being
+    visited), phases past the period (a p-bit waits longer than a period before its first
+    action) and, in a second machine, a period of 40,000 cycles (the widest wheel, 2**16)."""
+    d = design(preset, "async-periodic", latency)
+    c = graph(21, seed=4)
+    seeds = derive_seeds(9, c.n, d.rng)
+    period = np.full(c.n, 8)
+    period[::5] = 3
+    phase = np.arange(c.n) % 8
+    phase[2] = 29  # first action at cycle 30, then every 8 cycles
+    for per, ph in ((period, phase), (np.where(np.arange(c.n) == 6, 40000, period), phase)):
+        m = periodic_machine(c, d, seeds, per, ph)
+        got = np.concatenate([m.run(k)[0] for k in (1, 1, 5, 33, 1, 19)])
+        want = simulate_cycles_reference(c, d, seeds, len(got), period=per, phase=ph)
+        np.testing.assert_array_equal(got, want)
+        np.testing.assert_array_equal(m.counters[0], counters_after(ph, per, len(got)))
+        assert len(np.unique(want[:, 2])) == 2  # p-bit 2 did act
+
+
+def test_periodic_period_writes_between_calls():
+    """A new PERIOD takes effect at each p-bit's next reload: running on equals a fresh
+    reference started from the state reached, with PHASE = the counters then."""
+    d = design("default", "async-periodic")
+    c = graph(17, seed=5)
+    seeds = derive_seeds(3, c.n, d.rng)
+    phase = np.arange(c.n) % 4
+    m = periodic_machine(c, d, seeds, np.full(c.n, 4), phase)
+    m.run(13)
+    spins, gens, counters = m.spins[0], m.generator_states[0], m.counters[0]
+    new = 2 + np.arange(c.n) % 7
+    m.set_periods(new)
+    got = m.run(40)[0]
+    want = simulate_cycles_reference(c, d, gens, 40, initial=spins, period=new, phase=counters)
+    np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("p", [0.3, 1.0])
+@pytest.mark.parametrize("preset", ["default", "published"])
+def test_random_one_replica_flag_passes_against_reference(p, preset):
+    """n = 21 (the flag words' padding), p = 1 (every p-bit acts in every cycle), latency 1."""
+    d = design(preset, "async-random", 1)
+    c = graph(21, seed=6)
+    seeds = derive_seeds(8, c.n, d.rng)
+    enable = derive_enable_seeds(8, seeds, d.rng)
+    m = HardwareMachine(c, d, seeds[None], enable_seeds=enable[None], enable=enable_threshold(p))
+    got = np.concatenate([m.run(k)[0] for k in (2, 1, 30)])
+    want = simulate_cycles_reference(c, d, seeds, len(got), p=p, enable_seeds=enable)
+    np.testing.assert_array_equal(got, want)
+    assert len({tuple(s) for s in got}) > 3  # the spins moved
