@@ -11,7 +11,7 @@ from pbitsim import Couplings
 from pbitsim.board.design import enable_threshold
 from pbitsim.rng import derive_enable_seeds, derive_seeds
 from pbitsim.sim import hardware_replica as hrep
-from pbitsim.sim.async_rules import counter_tick
+from pbitsim.sim.async_rules import counter_at, counter_tick, next_action
 from pbitsim.sim.hardware import HardwareDesign, HardwareMachine, simulate_cycles_reference
 
 
@@ -58,6 +58,23 @@ def test_rows_pad_with_weight_zero_on_the_own_spin():
         assert (
             h[k] + w[row] @ spins[nbr[row]] == q.h_codes[i] + q.j_codes[csr] @ spins[q.indices[csr]]
         )
+
+
+def test_event_form_of_the_counter_rule():
+    """next_action is the cycle counter_tick first acts at, from any counter and reload, again
+    after each reload; counter_at gives back the counter at every cycle before it."""
+    rng = np.random.default_rng(0)
+    for k0, reload in [(0, 0), (0, 65535), (5, 2), (65535, 0), *rng.integers(0, 300, (20, 2))]:
+        k, cycle, due = int(k0), 100, next_action(100, int(k0))
+        for _ in range(3):
+            while True:
+                assert counter_at(due, cycle) == k
+                acts, k = counter_tick(k, int(reload))
+                cycle += 1
+                if acts:
+                    break
+            assert cycle == due
+            due = next_action(cycle, int(reload))
 
 
 def periodic_machine(c, d, seeds, period, phase):

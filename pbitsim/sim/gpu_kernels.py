@@ -220,8 +220,9 @@ def cycles(
     out,
 ):
     """Cycles cycle0+1 .. cycle0+ncycles of replica blockIdx.x, as
-    :func:`pbitsim.sim.hardware._run_replica` runs them: the block's threads share out the p-bits
-    of the cycle's colour, decide into ``tmp[replica]``, meet at a barrier, then write S_t.
+    :func:`pbitsim.sim.hardware_replica.run_coloured` runs them: the block's threads share out
+    the p-bits of the cycle's colour, decide into ``tmp[replica]``, meet at a barrier, then
+    write S_t.
 
     ``hist[rep, k % (latency + 1)]`` holds S_k for the last latency + 1 values of k; ``out[rep,
     j]`` receives S after every ``stride``-th cycle (stride 0: none).
@@ -292,7 +293,8 @@ def async_cycles(
     out,
 ):
     """Cycles cycle0+1 .. cycle0+ncycles of replica blockIdx.x of an un-coloured schedule, as
-    :func:`pbitsim.sim.hardware._run_async_replica` runs them: ``mode`` 0 = async-random
+    the rules of :mod:`pbitsim.sim.hardware` state them (the CPU runs them as
+    :func:`pbitsim.sim.hardware_replica.run_random` and ``run_periodic``): ``mode`` 0 = async-random
     (``egen`` the enable generators, ``threshold`` the ENABLE register as uint64), 1 =
     async-periodic (``counter`` the counters, ``reload`` the values T_i - 1 they reload).
 

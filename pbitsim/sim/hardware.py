@@ -326,8 +326,10 @@ def _replica_major(name: str) -> property:
 class HardwareMachine:
     """Many replicas of one design running one model, advanced cycle by cycle (Numba).
 
-    One replica runs the scalar kernels of this module; several run vectorised across replica
-    lanes (:mod:`pbitsim.sim.hardware_lanes`), each exactly as it would run alone.
+    One replica runs the replica-major kernels of :mod:`pbitsim.sim.hardware_replica`, and so do
+    many replicas of "async-periodic" (one after another, on threads); several replicas of the
+    other schedules run vectorised across replica lanes (:mod:`pbitsim.sim.hardware_lanes`).
+    Every replica runs exactly as it would alone.
 
     Parameters
     ----------
@@ -359,8 +361,9 @@ class HardwareMachine:
     """
 
     # The state, replica-major: spins hist[R, L + 1, n] (hist[:, k % (L + 1)] = S_k), decision
-    # and enable generators [R, n], counters [R, n]. One replica runs on these arrays; several
-    # run lane-major (hardware_lanes.LaneState), converted only when one side has changed.
+    # and enable generators [R, n], counters [R, n]. One replica, and "async-periodic", run on
+    # these arrays; several replicas of the other schedules run lane-major
+    # (hardware_lanes.LaneState), converted only when one side has changed.
     _hist = _replica_major("_hist")
     _gen = _replica_major("_gen")
     _egen = _replica_major("_egen")

@@ -34,7 +34,15 @@ import numba as nb
 import numpy as np
 
 from pbitsim.board.design import ENABLE_BITS
-from pbitsim.sim.jit import decide_spin, enable_acts, rng_next, rng_output, saturate
+from pbitsim.sim.jit import (
+    counter_at,
+    decide_spin,
+    enable_acts,
+    next_action,
+    rng_next,
+    rng_output,
+    saturate,
+)
 from pbitsim.sim.threads import run_blocks
 
 __all__ = [
@@ -188,17 +196,18 @@ def run_periodic(
     """Cycles cycle0+1 .. cycle0+ncycles of one replica, "async-periodic", event-driven.
 
     p-bit i acts at cycle cycle0 + 1 + counter[i] and then every reload[i] + 1 cycles (the
-    counter rule of :func:`pbitsim.sim.async_rules.counter_tick`, which reads the PERIOD
-    register at each reload); it waits in slot (its next cycle) mod W of a wheel of FIFO lists
-    (``head``/``tail`` per slot, ``link`` per p-bit, -1 ending a list; W = len(head) >
-    every wait), ``due`` holding that cycle. The counters are written back at the end.
+    counter rule of :func:`pbitsim.sim.async_rules.counter_tick` in its event form,
+    ``next_action`` and ``counter_at``; the PERIOD register is read at each action). It waits
+    in slot (its next cycle) mod W of a wheel of FIFO lists (``head``/``tail`` per slot,
+    ``link`` per p-bit, -1 ending a list; W = len(head) > every wait), ``due`` holding that
+    cycle. The counters are written back at the end.
     Rows by p-bit (position = index)."""
     n = h.shape[0]
     mask = head.shape[0] - 1
     slots = latency + 1
     head[:] = -1
     for i in range(n):  # file every p-bit in index order
-        due[i] = cycle0 + 1 + counter[i]
+        due[i] = next_action(cycle0, counter[i])
         s = due[i] & mask
         link[i] = -1
         if head[s] < 0:
@@ -226,7 +235,7 @@ def run_periodic(
             acting[m] = i
             m += 1
             gen[i] = rng_next(kind, g)
-            d = t + 1 + reload[i]
+            d = next_action(t, reload[i])
             due[i] = d
             sd = d & mask
             link[i] = -1
@@ -239,7 +248,7 @@ def run_periodic(
         _end_cycle(hist, prev, cur, acting, tmp, m, t - cycle0, stride, out)
     end = cycle0 + ncycles
     for i in range(n):
-        counter[i] = due[i] - end - 1
+        counter[i] = counter_at(due[i], end)
 
 
 @nb.njit(cache=True, nogil=True)
