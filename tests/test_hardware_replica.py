@@ -7,7 +7,7 @@ one cycle) and the flag passes of "async-random" (n not a multiple of 8, every p
 import numpy as np
 import pytest
 
-from pbitsim import Couplings
+from pbitsim import Couplings, models
 from pbitsim.board.design import enable_threshold
 from pbitsim.rng import derive_enable_seeds, derive_seeds
 from pbitsim.sim import hardware_replica as hrep
@@ -46,7 +46,7 @@ def test_rows_pad_with_weight_zero_on_the_own_spin():
     deg = np.diff(q.indptr)[order]
     assert deg.min() == 0 and deg.max() > 8  # rows of one, two and three groups
     np.testing.assert_array_equal(np.diff(ptr), np.maximum(-(-deg // 4), 1) * 4)
-    assert nbr.dtype == np.uint32 and w.dtype == np.int16
+    assert nbr.dtype == np.int32 and w.dtype == np.int32 and h.dtype == np.int32
     spins = np.where(np.random.default_rng(3).random(c.n) < 0.5, -1, 1)
     for k, i in enumerate(order):
         row = slice(ptr[k], ptr[k + 1])
@@ -144,3 +144,107 @@ def test_random_one_replica_flag_passes_against_reference(p, preset):
     want = simulate_cycles_reference(c, d, seeds, len(got), p=p, enable_seeds=enable)
     np.testing.assert_array_equal(got, want)
     assert len({tuple(s) for s in got}) > 3  # the spins moved
+
+
+def sparse(kind: str) -> Couplings:
+    """Degree <= 4 with 16 and more p-bits a colour (the gathered path, inputs16), random
+    fields so that the spins keep moving."""
+    rng = np.random.default_rng(2)
+    if kind == "lattice":
+        c = models.lattice_2d(12, beta=0.4)
+    else:
+        c = models.random_regular(60, 3, weights="pm1", beta=0.8, seed=3)
+    return c.replace(h=rng.uniform(-0.8, 0.8, c.n).round(1))
+
+
+@pytest.mark.parametrize("preset", ["default", "published"])
+@pytest.mark.parametrize("latency", [0, 1])
+@pytest.mark.parametrize("kind", ["lattice", "regular"])
+def test_one_replica_chromatic_gathered_against_reference(preset, latency, kind):
+    """One replica of the chromatic schedule (state kept by position, inputs gathered 16 p-bits
+    at a time): calls of uneven length with records, then (latency 0) a spin write and more
+    cycles, against a reference started from the state written."""
+    d = design(preset, "chromatic", latency)
+    c = sparse(kind)
+    q = c.quantized(d.fixed_point)
+    ptr, _, w, _ = hrep.rows(q.indptr, q.indices, q.j_codes, q.h_codes, np.arange(c.n), 16)
+    sizes = np.bincount(c.coloring)  # colours of 16 and more, and partial groups of 16
+    assert hrep.gathered(ptr, w) and sizes.max() >= 16 and np.any(sizes % 16)
+    seeds = derive_seeds(4, c.n, d.rng)
+    m = HardwareMachine(c, d, seeds[None])
+    got = [m.run(k, e)[0] for k, e in ((7, 1), (1, 1), (28, 4))]
+    want = simulate_cycles_reference(c, d, seeds, 36)
+    np.testing.assert_array_equal(np.concatenate(got[:2]), want[:8])
+    np.testing.assert_array_equal(got[2], want[8:][3::4])
+    assert len({tuple(s) for s in want}) > 20  # the spins moved
+    if latency == 0:  # 36 cycles: a whole number of colour periods (C = 2, 3 or 4)
+        assert 36 % m.n_colors == 0
+        m.set_spin(3, 1)
+        start, gens = m.spins[0], m.generator_states[0]
+        d0 = HardwareDesign(**{**d.__dict__, "warmup_edges": 0})
+        want = simulate_cycles_reference(c, d0, gens, 12, initial=start)
+        np.testing.assert_array_equal(m.run(12)[0], want)
+
+
+@pytest.mark.parametrize("preset", ["default", "published"])
+@pytest.mark.parametrize("latency", [0, 2])
+@pytest.mark.parametrize("kind", ["lattice", "regular", "glass"])
+@pytest.mark.parametrize("replicas", [1, 3])
+def test_periodic_classes_against_reference(preset, latency, kind, replicas):
+    """One period for every p-bit: calls of at least a period run as phase classes (gathered
+    rows when the degree allows), shorter ones event-driven; between them a restart (the
+    classes are filed anew) and a period change (another class count). Against the reference
+    where it can start from the state reached (at the start and after the restart), and against
+    a machine making only calls shorter than a period (every cycle event-driven) throughout."""
+    d = design(preset, "async-periodic", latency)
+    c = graph(21, seed=7) if kind == "glass" else sparse(kind)
+    seeds = derive_seeds(6, c.n, d.rng, replicas)
+    phase = np.random.default_rng(5).integers(0, 5, (replicas, c.n))
+    m, e = (HardwareMachine(c, d, seeds, period=np.full(c.n, 5), phase=phase) for _ in "me")
+
+    def both(calls, every):
+        got = np.concatenate([m.run(k, every) for k in calls], axis=1)
+        short = np.concatenate([e.run(1, 1) for _ in range(sum(calls))], axis=1)
+        np.testing.assert_array_equal(got, short[:, every - 1 :: every])
+        return got
+
+    got = both((12, 3, 25), 1)
+    for r in range(replicas):
+        want = simulate_cycles_reference(c, d, seeds[r], 40, period=5, phase=phase[r])
+        np.testing.assert_array_equal(got[r], want)
+    np.testing.assert_array_equal(m.counters, (phase - 40) % 5)
+    assert m._classes is not None and m._classes.kept
+    phase = (phase + np.arange(c.n)) % 5
+    for x in (m, e):
+        x.set_phases(phase)
+        x.restart()  # counters reloaded from new phases: the kept classes no longer hold
+    spins, gens = m.spins, m.generator_states
+    got = both((18,), 1)
+    for r in range(replicas):
+        want = simulate_cycles_reference(
+            c, d, gens[r], 18, initial=spins[r], period=5, phase=phase[r]
+        )
+        np.testing.assert_array_equal(got[r], want)
+    for x in (m, e):
+        x.set_periods(np.full(c.n, 3))
+    both((20,), 4)  # counters still past the new period: event-driven
+    both((9,), 3)  # then classes of 3
+    np.testing.assert_array_equal(m.counters, e.counters)
+    np.testing.assert_array_equal(m.generator_states, e.generator_states)
+    assert m._classes.T == 3
+
+
+def test_periodic_classes_refiled_when_not_kept(monkeypatch):
+    """Without room to keep the classes, every replica is filed anew at every call (one row):
+    the same spins."""
+    d = design("default", "async-periodic")
+    c = sparse("lattice")
+    seeds = derive_seeds(1, c.n, d.rng, 4)
+    phase = np.random.default_rng(0).integers(0, 6, (4, c.n))
+    kept = HardwareMachine(c, d, seeds, period=np.full(c.n, 6), phase=phase)
+    monkeypatch.setattr(hrep, "CLASSES_BYTES", 0)
+    refiled = HardwareMachine(c, d, seeds, period=np.full(c.n, 6), phase=phase)
+    for k in (6, 13, 30):
+        np.testing.assert_array_equal(refiled.run(k, 1), kept.run(k, 1))
+    assert not refiled._classes.kept and refiled._classes.order.shape[0] == 1
+    np.testing.assert_array_equal(refiled.counters, kept.counters)

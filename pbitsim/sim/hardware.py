@@ -387,6 +387,8 @@ class HardwareMachine:
         self._rm_current = True  # the replica-major arrays hold the state
         self._layout = None  # the couplings as the lane kernels read them
         self._rows = None  # the couplings as the one-replica kernels read them
+        self._classes = None  # "async-periodic": rows by phase class, kept between calls
+        self._periods_seen = None  # "async-periodic": what the PERIOD registers imply
         q, col, self.n_colors = _prepare(couplings_or_quantized, design, coloring)
         self.design, self.quantized = design, q
         seeds = np.asarray(seeds, dtype=np.uint64)
@@ -473,7 +475,14 @@ class HardwareMachine:
             self._rm_current = True
 
     def _lane_state(self):
-        """The lane-major copy of the state, current (made and loaded when needed)."""
+        """The kernels' own copy of the state, current (made and loaded when needed): by
+        position for one replica of the chromatic schedule, else lane-major."""
+        if self._lanes is None and self.replicas == 1:
+            widest = int(np.diff(self._cstart).max(initial=0))
+            self._lanes = hrep.PositionState(
+                self.quantized.n, self.design.read_latency + 1, self._order, widest,
+                self._replica_rows()[2].dtype,
+            )  # fmt: skip
         if self._lanes is None:
             from numba import get_num_threads
 
@@ -525,7 +534,23 @@ class HardwareMachine:
     @property
     def cycles_per_step(self) -> int:
         """Cycles in one Runner step (:func:`pbitsim.board.design.cycles_per_step`)."""
+        if self.design.schedule == "async-periodic":
+            return self._period_summary()[2]
         return cycles_per_step(self.design, self.n_colors, self._threshold, self.periods)
+
+    def _period_summary(self) -> tuple:
+        """ "async-periodic": (the one period T, or 0 when they differ; the mean period; cycles
+        per step), kept until the next :meth:`set_periods` (a short call would otherwise spend
+        more on these O(n) reductions than on its updates)."""
+        if self._periods_seen is None:
+            per = self.periods
+            one = len(per) and bool(np.all(self._reload == self._reload[0]))
+            self._periods_seen = (
+                int(self._reload[0]) + 1 if one else 0,
+                float(np.mean(self._reload + 1)) if len(per) else 1.0,
+                cycles_per_step(self.design, self.n_colors, self._threshold, per),
+            )
+        return self._periods_seen
 
     @property
     def warmup_cycles(self) -> int:
@@ -544,7 +569,7 @@ class HardwareMachine:
                 f"{j.shape}, {h.shape}, {t.shape}"
             )
         self._j, self._h, self._table = j.copy(), h.copy(), t.copy()
-        self._layout = self._rows = None
+        self._layout = self._rows = self._classes = None
 
     def set_quantized(self, q: QuantizedCouplings) -> None:
         """:meth:`set_codes` from a QuantizedCouplings of the same graph and fixed-point spec."""
@@ -609,6 +634,7 @@ class HardwareMachine:
         if t.size and (t.min() < 0 or t.max() > _TIMER_MASK):
             raise ValueError(f"PERIOD values must be in 0..{_TIMER_MASK}")
         self._reload = (t - 1) & _TIMER_MASK
+        self._periods_seen = None
 
     def set_phases(self, phase) -> None:
         """The PHASE registers, (n,) or (replicas, n) of 0..65535 ("async-periodic"): loaded
@@ -667,13 +693,18 @@ class HardwareMachine:
             self.design.read_latency,
         )
         if self.replicas == 1:
-            # One chain: the replica-major kernel (the emulator makes many short calls on one
-            # replica, and lanes of one replica would run as scalar remainders).
-            n = self.quantized.n
+            # One chain (the emulator makes many short calls on one replica): its colours'
+            # sites vectorised (hardware_replica.run_coloured), on state kept by position.
+            state = self._lane_state()
+            ptr, nbr, w, h = self._replica_rows()
             hrep.run_coloured(
-                *self._replica_rows(), *tail, self._hist[0], self._gen[0], self.cycle, cycles,
-                record_every, out[0], np.empty(n, np.uint32), np.empty(n, np.int8),
+                ptr, nbr, w, h, hrep.gathered(ptr, w), self._table, self._order, self._cstart,
+                self.n_colors, self._kind, spec.rng_bits, spec.input_max, 0,
+                self.design.warmup_edges * self.n_colors + 1, self.design.read_latency,
+                state.H, state.G, self.cycle, cycles, record_every, out[0], state.acc, state.tv,
+                state.tmp,
             )  # fmt: skip
+            self._rm_current = False
             return
         lanes = self._lane_state()
         work = self.replicas * self.quantized.n * cycles // max(self.n_colors, 1)
@@ -697,10 +728,11 @@ class HardwareMachine:
         if self.design.schedule == "async-periodic":
             # Event-driven, one replica at a time on the replica-major arrays (each replica has
             # its own phases, so lanes of a p-bit seldom act together).
-            hrep.run_periodic_replicas(
-                self._replica_rows() + rules, self._reload, self._hist, self._gen,
+            self._classes = hrep.run_periodic_replicas(
+                self._replica_rows() + rules, self._reload, self._period_summary()[0],
+                self._hist, self._gen,
                 self._counter, self.cycle, cycles, record_every, out,
-                self._periodic_threads(cycles),
+                self._periodic_threads(cycles), self._classes,
             )  # fmt: skip
             return
         if self.replicas == 1:
@@ -723,7 +755,7 @@ class HardwareMachine:
         (the mean period's worth), else Numba's count."""
         from numba import get_num_threads
 
-        updates = self.replicas * self.quantized.n * cycles / np.mean(self._reload + 1)
+        updates = self.replicas * self.quantized.n * cycles / self._period_summary()[1]
         return 1 if updates < hrep.ONE_THREAD_BELOW else get_num_threads()
 
 
