@@ -11,7 +11,9 @@ without ``--quick``, the random 3-regular graph of n = 16384), beside ``method="
 with the same replicas in the same process.
 
 Work = n * replicas * steps spin updates of ``Runner.advance`` (one step: every colour once, or
-round(1/p) / round(mean T) cycles, in which each p-bit updates once on average). Each point is
+round(1/p) / round(mean T) cycles, in which each p-bit updates once on average); a hardware call
+makes half the chromatic call's steps ("async-random": a sixteenth, and an eighth of that for
+one replica, so that every point takes a few seconds at most). Each point is
 timed as pairs, the chromatic kernel then the hardware model, after a warm-up call of each; the
 table gives the medians of five pairs (three with ``--quick``) of flips per wall-ns, of flips per
 CPU-ns, and of the per-pair ratio hardware / chromatic of the wall rates (pairs run back to back,
@@ -44,8 +46,10 @@ def measure(c, preset: str, schedule: str, replicas: int, work: float, repeats: 
         c, replicas=replicas, seed=1, design=preset, schedule=schedule, **SCHEDULES[schedule]
     )
     steps_c = sweeps_for(c, replicas, work)
-    # a hardware step costs more: less work per call keeps every point under a few seconds
-    slow = (2 if schedule == "chromatic" else 16) * (8 if replicas == 1 else 1)
+    # an "async-random" step costs more (every generator steps every cycle): less work per call
+    # keeps every point under a few seconds; the others run calls as long as the chromatic
+    # kernel's, halved
+    slow = 2 if schedule != "async-random" else 16 * (8 if replicas == 1 else 1)
     steps_h = max(2, sweeps_for(c, replicas, work / slow))
     r = paired_rates(c, replicas, chromatic, hardware, (steps_c, steps_h), repeats)
     row = {

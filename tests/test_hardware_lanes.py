@@ -13,10 +13,19 @@ import pytest
 from pbitsim import Couplings, FixedPointSpec
 from pbitsim.board.design import derive_phases, enable_threshold
 from pbitsim.rng import derive_enable_seeds, derive_seeds
+from pbitsim.sim import hardware
 from pbitsim.sim import hardware_lanes as hl
 from pbitsim.sim.hardware import HardwareDesign, HardwareMachine, simulate_cycles_reference
 
 SCHEDULES = ("chromatic", "async-random", "async-periodic")
+
+
+@pytest.fixture(autouse=True)
+def lanes_from_two_replicas(monkeypatch):
+    """The chromatic schedule across lanes from 2 replicas on (by default a few replicas run by
+    class, tests/test_hardware_replica.py), so that these tests hold the lane kernels to the
+    one-replica kernels at every replica count."""
+    monkeypatch.setattr(hardware, "LANES_FROM", 2)
 
 
 def glass(n: int, degree: int, seed: int, scale: float = 2.0) -> Couplings:

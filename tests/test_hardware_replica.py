@@ -213,7 +213,7 @@ def test_periodic_classes_against_reference(preset, latency, kind, replicas):
         want = simulate_cycles_reference(c, d, seeds[r], 40, period=5, phase=phase[r])
         np.testing.assert_array_equal(got[r], want)
     np.testing.assert_array_equal(m.counters, (phase - 40) % 5)
-    assert m._classes is not None and m._classes.kept
+    assert isinstance(m._lanes, hrep.ClassState) and m._lanes.classes == 5
     phase = (phase + np.arange(c.n)) % 5
     for x in (m, e):
         x.set_phases(phase)
@@ -231,20 +231,31 @@ def test_periodic_classes_against_reference(preset, latency, kind, replicas):
     both((9,), 3)  # then classes of 3
     np.testing.assert_array_equal(m.counters, e.counters)
     np.testing.assert_array_equal(m.generator_states, e.generator_states)
-    assert m._classes.T == 3
+    assert isinstance(m._lanes, hrep.ClassState) and m._lanes.classes == 3
 
 
-def test_periodic_classes_refiled_when_not_kept(monkeypatch):
-    """Without room to keep the classes, every replica is filed anew at every call (one row):
-    the same spins."""
-    d = design("default", "async-periodic")
+def test_by_class_only_where_the_copy_fits(monkeypatch):
+    """Without room for the copy by class, "async-periodic" runs event-driven and the chromatic
+    schedule across lanes, with the same spins; few replicas of the chromatic schedule run by
+    class, many across lanes."""
+    import pbitsim.sim.hardware as hw
+
     c = sparse("lattice")
-    seeds = derive_seeds(1, c.n, d.rng, 4)
-    phase = np.random.default_rng(0).integers(0, 6, (4, c.n))
-    kept = HardwareMachine(c, d, seeds, period=np.full(c.n, 6), phase=phase)
-    monkeypatch.setattr(hrep, "CLASSES_BYTES", 0)
-    refiled = HardwareMachine(c, d, seeds, period=np.full(c.n, 6), phase=phase)
-    for k in (6, 13, 30):
-        np.testing.assert_array_equal(refiled.run(k, 1), kept.run(k, 1))
-    assert not refiled._classes.kept and refiled._classes.order.shape[0] == 1
-    np.testing.assert_array_equal(refiled.counters, kept.counters)
+    runs = {}
+    for room in (hw.CLASS_STATE_BYTES, 0):
+        monkeypatch.setattr(hw, "CLASS_STATE_BYTES", room)
+        for schedule in ("chromatic", "async-periodic"):
+            d = design("default", schedule)
+            seeds = derive_seeds(1, c.n, d.rng, 4)
+            phase = np.random.default_rng(0).integers(0, 6, (4, c.n))
+            kw = {"period": np.full(c.n, 6), "phase": phase} if schedule != "chromatic" else {}
+            m = HardwareMachine(c, d, seeds, **kw)
+            runs[room, schedule] = [m.run(k, 1) for k in (6, 13, 30)] + [m.counters]
+            assert isinstance(m._lanes, hrep.ClassState) == (room > 0)
+    for schedule in ("chromatic", "async-periodic"):
+        for a, b in zip(runs[hw.CLASS_STATE_BYTES, schedule], runs[0, schedule], strict=True):
+            np.testing.assert_array_equal(a, b)
+    d = design("default", "chromatic")
+    many = HardwareMachine(c, d, derive_seeds(1, c.n, d.rng, hw.LANES_FROM))
+    many.run(3)
+    assert not isinstance(many._lanes, hrep.ClassState)

@@ -95,6 +95,12 @@ __all__ = [
 __all__ += ["SCHEDULES"]
 
 _TIMER_MASK = (1 << TIMER_BITS) - 1
+#: replicas from which the chromatic schedule runs across replica lanes (hardware_lanes) rather
+#: than replica after replica with each colour's p-bits vectorised (hardware_replica)
+LANES_FROM = 32
+#: bytes the kernels' copy by class may take (hardware_replica.ClassState); beyond it the lanes
+#: or the event-driven kernel run
+CLASS_STATE_BYTES = 1 << 30
 
 
 # --------------------------------------------------------------------------------------------
@@ -303,10 +309,10 @@ def simulate_cycles_reference(
 def _replica_major(name: str) -> property:
     """A state array of :class:`HardwareMachine` in the replica-major layout, as an attribute.
 
-    With several replicas the machine runs on a lane-major copy
-    (:mod:`pbitsim.sim.hardware_lanes`); reading the attribute first brings the array up to date
-    from it and, since the caller may write into the array, marks the copy stale (the next run
-    reloads it); so does assigning.
+    The kernels run on their own copy of the state (lane-major, :mod:`pbitsim.sim.hardware_lanes`,
+    or by class, :class:`pbitsim.sim.hardware_replica.ClassState`); reading the attribute first
+    brings the array up to date from it and, since the caller may write into the array, marks
+    the copy stale (the next run reloads it); so does assigning.
     """
     key = "_rm" + name
 
@@ -326,10 +332,12 @@ def _replica_major(name: str) -> property:
 class HardwareMachine:
     """Many replicas of one design running one model, advanced cycle by cycle (Numba).
 
-    One replica runs the replica-major kernels of :mod:`pbitsim.sim.hardware_replica`, and so do
-    many replicas of "async-periodic" (one after another, on threads); several replicas of the
-    other schedules run vectorised across replica lanes (:mod:`pbitsim.sim.hardware_lanes`).
-    Every replica runs exactly as it would alone.
+    Replicas whose p-bits act in classes (the chromatic schedule below :data:`LANES_FROM`
+    replicas, "async-periodic" with one period) run one after another with each class's p-bits
+    vectorised (:mod:`pbitsim.sim.hardware_replica`); many replicas of the chromatic schedule,
+    and "async-random", run vectorised across replica lanes (:mod:`pbitsim.sim.hardware_lanes`);
+    "async-periodic" with several periods, and one replica of "async-random", run p-bit by
+    p-bit. Every replica runs exactly as it would alone.
 
     Parameters
     ----------
@@ -361,9 +369,9 @@ class HardwareMachine:
     """
 
     # The state, replica-major: spins hist[R, L + 1, n] (hist[:, k % (L + 1)] = S_k), decision
-    # and enable generators [R, n], counters [R, n]. One replica, and "async-periodic", run on
-    # these arrays; several replicas of the other schedules run lane-major
-    # (hardware_lanes.LaneState), converted only when one side has changed.
+    # and enable generators [R, n], counters [R, n]. The kernels that keep their own copy
+    # (hardware_lanes.LaneState, hardware_replica.ClassState) convert only when one side has
+    # changed; the others run on these arrays.
     _hist = _replica_major("_hist")
     _gen = _replica_major("_gen")
     _egen = _replica_major("_egen")
@@ -382,12 +390,11 @@ class HardwareMachine:
         period=None,
         phase=None,
     ) -> None:
-        self._lanes = None  # the lane-major copy (made by the first run of several replicas)
+        self._lanes = None  # the kernels' own copy of the state (LaneState or ClassState)
         self._lanes_current = False  # it holds the state
         self._rm_current = True  # the replica-major arrays hold the state
         self._layout = None  # the couplings as the lane kernels read them
         self._rows = None  # the couplings as the one-replica kernels read them
-        self._classes = None  # "async-periodic": rows by phase class, kept between calls
         self._periods_seen = None  # "async-periodic": what the PERIOD registers imply
         q, col, self.n_colors = _prepare(couplings_or_quantized, design, coloring)
         self.design, self.quantized = design, q
@@ -471,33 +478,67 @@ class HardwareMachine:
     def _sync_replica_major(self) -> None:
         if not self._rm_current:
             d = self.__dict__
-            self._lanes.store(d["_rm_hist"], d["_rm_gen"], d["_rm_egen"])
+            self._lanes.store(
+                d["_rm_hist"], d["_rm_gen"], d["_rm_egen"], d["_rm_counter"], self.cycle
+            )
             self._rm_current = True
 
-    def _lane_state(self):
-        """The kernels' own copy of the state, current (made and loaded when needed): by
-        position for one replica of the chromatic schedule, else lane-major."""
-        if self._lanes is None and self.replicas == 1:
-            widest = int(np.diff(self._cstart).max(initial=0))
-            self._lanes = hrep.PositionState(
-                self.quantized.n, self.design.read_latency + 1, self._order, widest,
-                self._replica_rows()[2].dtype,
-            )  # fmt: skip
-        if self._lanes is None:
+    def _drop_copy(self) -> None:
+        """Bring the replica-major arrays up to date and forget the kernels' copy (it holds
+        couplings or periods that are about to change)."""
+        self._sync_replica_major()
+        self._lanes, self._lanes_current = None, False
+
+    def _by_class(self) -> bool:
+        """Whether this call runs by class (:class:`hardware_replica.ClassState`): the chromatic
+        schedule below LANES_FROM replicas; "async-periodic" with one period T and every counter
+        below it (while the copy by class holds the state, it holds the classes too). Either
+        only while the copy fits in CLASS_STATE_BYTES."""
+        if isinstance(self._lanes, hrep.ClassState) and self._lanes_current:
+            return True
+        n, entries = self.quantized.n, len(self._replica_rows()[1])
+        slots = self.design.read_latency + 1
+        periodic = self.design.schedule == "async-periodic"
+        fits = hrep.ClassState.nbytes(self.replicas, n, slots, entries, not periodic)
+        if fits > CLASS_STATE_BYTES:
+            return False
+        if self.design.coloured:
+            return self.replicas < LANES_FROM
+        T = self._period_summary()[0]
+        return bool(periodic and T and self._peek("_counter").max(initial=0) < T)
+
+    def _lane_state(self, by_class: bool = False):
+        """The kernels' own copy of the state, current (made and loaded when needed): by class
+        (``by_class``, :meth:`_by_class`) or lane-major."""
+        n = self.quantized.n
+        slots = self.design.read_latency + 1
+        if self._lanes is not None and isinstance(self._lanes, hrep.ClassState) != by_class:
+            self._drop_copy()
+        if self._lanes is None and by_class:
+            if self.design.coloured:
+                self._lanes = hrep.ClassState(
+                    self.replicas, n, slots, self.n_colors, self._replica_rows(), self._order,
+                    self._cstart,
+                )  # fmt: skip
+            else:
+                T = self._period_summary()[0]
+                self._lanes = hrep.ClassState(self.replicas, n, slots, T, self._replica_rows())
+        elif self._lanes is None:
             from numba import get_num_threads
 
-            n = self.quantized.n
             self._lanes = hl.LaneState(
                 self.replicas,
                 n,
-                self.design.read_latency + 1,
+                slots,
                 self._order if self.design.coloured else np.arange(n),
                 self.design.schedule == "async-random",
                 get_num_threads(),
             )
         if not self._lanes_current:
             d = self.__dict__
-            self._lanes.load(d["_rm_hist"], d["_rm_gen"], d["_rm_egen"])
+            self._lanes.load(
+                d["_rm_hist"], d["_rm_gen"], d["_rm_egen"], d["_rm_counter"], self.cycle
+            )
             self._lanes_current = True
         return self._lanes
 
@@ -568,8 +609,10 @@ class HardwareMachine:
                 f"codes must have shapes J ({nnz},), h ({n},), table {self._table.shape}; got "
                 f"{j.shape}, {h.shape}, {t.shape}"
             )
+        if isinstance(self._lanes, hrep.ClassState):
+            self._drop_copy()  # it holds the rows
         self._j, self._h, self._table = j.copy(), h.copy(), t.copy()
-        self._layout = self._rows = self._classes = None
+        self._layout = self._rows = None
 
     def set_quantized(self, q: QuantizedCouplings) -> None:
         """:meth:`set_codes` from a QuantizedCouplings of the same graph and fixed-point spec."""
@@ -633,6 +676,7 @@ class HardwareMachine:
         t = np.broadcast_to(np.asarray(period, np.int64), self._reload.shape)
         if t.size and (t.min() < 0 or t.max() > _TIMER_MASK):
             raise ValueError(f"PERIOD values must be in 0..{_TIMER_MASK}")
+        self._drop_copy()  # its classes follow the periods
         self._reload = (t - 1) & _TIMER_MASK
         self._periods_seen = None
 
@@ -692,22 +736,18 @@ class HardwareMachine:
             self.design.warmup_edges,
             self.design.read_latency,
         )
-        if self.replicas == 1:
-            # One chain (the emulator makes many short calls on one replica): its colours'
-            # sites vectorised (hardware_replica.run_coloured), on state kept by position.
-            state = self._lane_state()
-            ptr, nbr, w, h = self._replica_rows()
-            hrep.run_coloured(
-                ptr, nbr, w, h, hrep.gathered(ptr, w), self._table, self._order, self._cstart,
-                self.n_colors, self._kind, spec.rng_bits, spec.input_max, 0,
+        work = self.replicas * self.quantized.n * cycles // max(self.n_colors, 1)
+        if self._by_class():
+            # few replicas (one: the emulator's many short calls): each colour's p-bits
+            # vectorised, replica after replica
+            hrep.run_classes(
+                self._lane_state(True), self._table, self._kind, spec.rng_bits, spec.input_max,
                 self.design.warmup_edges * self.n_colors + 1, self.design.read_latency,
-                state.H, state.G, self.cycle, cycles, record_every, out[0], state.acc, state.tv,
-                state.tmp,
+                self.cycle, cycles, record_every, out, self._threads(work),
             )  # fmt: skip
             self._rm_current = False
             return
         lanes = self._lane_state()
-        work = self.replicas * self.quantized.n * cycles // max(self.n_colors, 1)
         hl.run_chromatic(
             self._lanes_layout() + tail, lanes, self.cycle, cycles, record_every, out,
             self._threads(work),
@@ -726,14 +766,20 @@ class HardwareMachine:
             self.design.read_latency,
         )
         if self.design.schedule == "async-periodic":
-            # Event-driven, one replica at a time on the replica-major arrays (each replica has
-            # its own phases, so lanes of a p-bit seldom act together).
-            self._classes = hrep.run_periodic_replicas(
-                self._replica_rows() + rules, self._reload, self._period_summary()[0],
-                self._hist, self._gen,
-                self._counter, self.cycle, cycles, record_every, out,
-                self._periodic_threads(cycles), self._classes,
-            )  # fmt: skip
+            threads = self._periodic_threads(cycles)
+            if self._by_class():
+                # one period: its phase classes, each replica's filed once and kept
+                hrep.run_classes(
+                    self._lane_state(True), self._table, self._kind, spec.rng_bits,
+                    spec.input_max, self.warmup_cycles + 1, self.design.read_latency,
+                    self.cycle, cycles, record_every, out, threads,
+                )  # fmt: skip
+                self._rm_current = False
+            else:
+                hrep.run_periodic_events(
+                    self._replica_rows() + rules, self._reload, self._hist, self._gen,
+                    self._counter, self.cycle, cycles, record_every, out, threads,
+                )  # fmt: skip
             return
         if self.replicas == 1:
             hrep.run_random(

@@ -210,8 +210,9 @@ class LaneState:
         self.G = [aligned.empty((n, m), np.uint64) for m in widths]
         self.E = [aligned.empty((n if enable else 0, m), np.uint64) for m in widths]
 
-    def load(self, hist, gen, egen) -> None:
-        """Take the machine's replica-major state."""
+    def load(self, hist, gen, egen, counter=None, cycle=None) -> None:
+        """Take the machine's replica-major state (no counters here; the arguments are those of
+        every kernel copy of the state)."""
         for b, r0 in enumerate(self.bounds[:-1]):
             for s in range(hist.shape[1]):
                 _gather_lanes(hist[:, s], self.ident, r0, self.H[b][s, :-1])
@@ -219,7 +220,7 @@ class LaneState:
             if self.E[b].shape[0]:
                 _gather_lanes(egen, self.ident, r0, self.E[b])
 
-    def store(self, hist, gen, egen) -> None:
+    def store(self, hist, gen, egen, counter=None, cycle=None) -> None:
         """Write the state back into the machine's replica-major arrays."""
         for b, r0 in enumerate(self.bounds[:-1]):
             for s in range(hist.shape[1]):

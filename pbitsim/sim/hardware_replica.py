@@ -49,14 +49,14 @@ from pbitsim.sim.jit import (
 from pbitsim.sim.threads import run_blocks
 
 __all__ = [
-    "PhaseClasses",
-    "PositionState",
+    "ClassState",
     "gathered",
     "rows",
     "wheel_size",
     "run_coloured",
     "run_periodic",
-    "run_periodic_replicas",
+    "run_periodic_events",
+    "run_classes",
     "run_random",
 ]
 
@@ -186,7 +186,7 @@ def run_coloured(
     :func:`rows` by position and the generators ``gen`` by position), and decides from cycle
     ``warm_from`` on (before it the class's spins hold, its generators still advance). The
     chromatic schedule (classes the colours, phase0 = 0) and "async-periodic" with one period
-    (classes the phases, :func:`run_periodic_replicas`). ``hist[k % (L + 1)]`` holds S_k, with 3
+    (classes the phases, :class:`ClassState`). ``hist[k % (L + 1)]`` holds S_k, with 3
     readable bytes after its end when ``vector``; ``acc``, ``tv``, ``tmp`` scratch for the
     largest class."""
     slots = latency + 1
@@ -204,32 +204,6 @@ def run_coloured(
                 tmp[k - lo] = hist[prev, order[k]]
                 gen[k] = rng_next(kind, gen[k])
         _end_cycle(hist, prev, cur, order[lo:hi], tmp, hi - lo, t - cycle0, stride, out)
-
-
-class PositionState:
-    """One replica's state as :func:`run_coloured` reads it for the chromatic schedule: spins
-    ``H[L + 1, n]`` with 3 readable bytes after them (the gathers read words) and generators
-    ``G[n]`` by position (``order``), with scratch for the largest colour. Converted from and
-    to the machine's replica-major arrays (:meth:`load`, :meth:`store`) only when one side has
-    changed, like :class:`pbitsim.sim.hardware_lanes.LaneState`."""
-
-    def __init__(self, n: int, slots: int, order, widest: int, acc_dtype) -> None:
-        self.order = np.ascontiguousarray(order, np.int64)
-        self.H = aligned.empty((slots, n), np.int8, tail=3)
-        self.G = np.empty(n, np.uint64)
-        self.acc = np.empty(widest, acc_dtype)
-        self.tv = np.empty(widest, np.uint64)
-        self.tmp = np.empty(widest, np.int8)
-
-    def load(self, hist, gen, egen) -> None:
-        """Take the machine's replica-major state (one replica)."""
-        self.H[...] = hist[0]
-        self.G[:] = gen[0][self.order]
-
-    def store(self, hist, gen, egen) -> None:
-        """Write the state back into the machine's replica-major arrays."""
-        hist[0][...] = self.H
-        gen[0][self.order] = self.G
 
 
 def wheel_size(reload, counter) -> int:
@@ -368,68 +342,6 @@ def _position_rows(order, ptr, nbr, w, h, ptr_p, nbr_p, w_p, h_p):
 
 
 @nb.njit(cache=True, nogil=True)
-def _classes_current(counter, label, ref, cycle0, T):
-    """Whether the classes filed when the counters read ``label`` after cycle ``ref`` still
-    hold: one period T, every p-bit acting every T cycles, so each counter has moved on by
-    exactly cycle0 - ref (mod T)."""
-    if ref < 0:
-        return False
-    d = (cycle0 - ref) % T
-    for i in range(counter.shape[0]):
-        k = label[i] - d
-        if counter[i] != (k + T if k < 0 else k):
-            return False
-    return True
-
-
-@nb.njit(cache=True, nogil=True)
-def _periodic_classes(r0, r1, args, vector, T, hist, gen, counter, cycle0, ncycles, stride, out,
-                      kept, c_order, c_cstart, c_ptr, c_nbr, c_w, c_h, c_label, c_ref):  # fmt: skip
-    """Replicas r0..r1-1 of "async-periodic" with one period T and every counter < T: each as
-    the classes of :func:`run_coloured`, class k the p-bits whose counter read k after cycle
-    ``c_ref`` (they act at cycles c_ref + 1 + k + m T), with rows laid out by position. The
-    layout of replica r is kept in row r of the ``c_*`` arrays while it holds
-    (:func:`_classes_current`), else filed anew; unless ``kept`` (no room to keep them), when
-    every replica is filed anew in row 0."""
-    ptr, nbr, w, h, table, kind, rng_bits, input_max, warmup, latency = args
-    n = h.shape[0]
-    slots = latency + 1
-    gen_p = np.empty(n, np.uint64)
-    acc = np.empty(n, w.dtype)
-    tv = np.empty(n, np.uint64)
-    tmp = np.empty(n, np.int8)
-    # the spins with 3 readable bytes after them (the gathers read words)
-    H = np.empty(slots * n + 8, np.int8)[: slots * n].reshape((slots, n))
-    end = cycle0 + ncycles
-    for r in range(r0, r1):
-        x = r if kept else 0
-        order = c_order[x]
-        if not (kept and _classes_current(counter[r], c_label[x], c_ref[x], cycle0, T)):
-            _by_class(counter[r], order, c_cstart[x])
-            _position_rows(order, ptr, nbr, w, h, c_ptr[x], c_nbr[x], c_w[x], c_h[x])
-            c_label[x, :] = counter[r]
-            c_ref[x] = cycle0
-        ref = c_ref[x]
-        for k in range(n):
-            gen_p[k] = gen[r, order[k]]
-        H[:] = hist[r]
-        run_coloured(
-            c_ptr[x], c_nbr[x], c_w[x], c_h[x], vector, table, order, c_cstart[x], T, kind,
-            rng_bits, input_max, ref, warmup + 1, latency, H, gen_p, cycle0, ncycles, stride,
-            out[r], acc, tv, tmp,
-        )  # fmt: skip
-        hist[r][:] = H
-        for k in range(n):
-            gen[r, order[k]] = gen_p[k]
-        # the counter rule in its event form: class k acts at cycles next_action(ref, k) + m T;
-        # the first of them after the call lies in (end, end + T]
-        first = next_action(ref, 0) + T * ((end - next_action(ref, 0)) // T + 1)
-        for i in range(n):
-            due = first + c_label[x, i]
-            counter[r, i] = counter_at(due if due - T <= end else due - T, end)
-
-
-@nb.njit(cache=True, nogil=True)
 def _periodic_events(r0, r1, args, reload, hist, gen, counter, cycle0, ncycles, stride, out, W):
     """Replicas r0..r1-1 by :func:`run_periodic`, in turn, with one set of scratch arrays."""
     n = args[3].shape[0]
@@ -446,80 +358,163 @@ def _periodic_events(r0, r1, args, reload, hist, gen, counter, cycle0, ncycles, 
         )  # fmt: skip
 
 
-class PhaseClasses:
-    """Each replica's "async-periodic" classes and rows laid out by them (period T), kept between
-    calls while they hold (:func:`_periodic_classes`): ``replicas`` rows when they fit in
-    :data:`CLASSES_BYTES`, else one row refiled for every replica at every call."""
-
-    def __init__(self, replicas: int, T: int, ptr, w) -> None:
-        n = len(ptr) - 1
-        per = n * (8 + 8 + 8 + 4) + int(ptr[-1]) * (4 + w.itemsize) + 8 * (T + 1)
-        self.kept = replicas * per <= CLASSES_BYTES
-        rows = replicas if self.kept else 1
-        self.T = T
-        self.order = np.empty((rows, n), np.int64)
-        self.cstart = np.empty((rows, T + 1), np.int64)
-        self.ptr = np.empty((rows, n + 1), np.int64)
-        self.nbr = np.empty((rows, int(ptr[-1])), np.int32)
-        self.w = np.empty((rows, int(ptr[-1])), w.dtype)
-        self.h = np.empty((rows, n), w.dtype)
-        self.label = np.empty((rows, n), np.int64)
-        self.ref = np.full(rows, -1, np.int64)  # nothing filed yet
-
-    def arrays(self) -> tuple:
-        return (self.kept, self.order, self.cstart, self.ptr, self.nbr, self.w, self.h,
-                self.label, self.ref)  # fmt: skip
-
-
-#: bytes the kept "async-periodic" classes of all replicas may take (:class:`PhaseClasses`)
-CLASSES_BYTES = 1 << 28
-
-
 #: calls of fewer p-bit updates than this (about a millisecond of work) stay on one thread
 ONE_THREAD_BELOW = 1 << 17
 
 
-def run_periodic_replicas(
-    args: tuple,
-    reload,
-    period: int,
-    hist,
-    gen,
-    counter,
-    cycle0: int,
-    ncycles: int,
-    stride: int,
-    out,
-    threads: int,
-    classes: PhaseClasses | None = None,
-) -> PhaseClasses | None:
-    """ "async-periodic" for every replica of the replica-major arrays (``hist[R, L + 1, n]``,
-    ``gen[R, n]``, ``counter[R, n]``, ``out[R, k, n]``), ``args`` being (ptr, nbr, w, h, table,
-    kind, rng_bits, input_max, warmup, latency) with rows by p-bit and ``reload`` the counters'
-    reload values; ``period`` is their one period T (every reload T - 1), else 0. With one
-    period and every counter below it, a call of at least T cycles runs as classes
-    (:func:`run_coloured` on rows laid out by phase class, kept in ``classes`` between calls:
-    the layout returned for the next call); otherwise event-driven (:func:`run_periodic`).
-    Replicas run independently, so ``threads`` (each taking a contiguous range of replicas)
-    never changes a result."""
-    R = hist.shape[0]
-    T = int(period)
-    threads = max(1, min(int(threads), R))
-    bounds = [R * k // threads for k in range(threads + 1)]
-    if T and ncycles >= T and counter.max() < T:
-        if classes is None or classes.T != T or classes.order.shape[0] not in (1, R):
-            classes = PhaseClasses(R, T, args[0], args[2])
-        if not classes.kept:
-            threads = 1  # one row of layouts: one thread
-            bounds = [0, R]
-        rest = (args, gathered(args[0], args[2]), T, hist, gen, counter, cycle0, ncycles, stride,
-                out, *classes.arrays())  # fmt: skip
-        run_blocks(lambda b: _periodic_classes(bounds[b], bounds[b + 1], *rest), threads, threads)
-        return classes
-    W = wheel_size(reload, counter)
-    rest = (args, reload, hist, gen, counter, cycle0, ncycles, stride, out, W)
-    run_blocks(lambda b: _periodic_events(bounds[b], bounds[b + 1], *rest), threads, threads)
-    return classes
+def _bounds(replicas: int, threads: int) -> list:
+    """Contiguous replica ranges, one per thread (replicas are independent: the split never
+    changes a result)."""
+    threads = max(1, min(int(threads), replicas))
+    return [replicas * k // threads for k in range(threads + 1)]
+
+
+def run_periodic_events(args: tuple, reload, hist, gen, counter, cycle0: int, ncycles: int,
+                        stride: int, out, threads: int) -> None:  # fmt: skip
+    """ "async-periodic" event-driven (:func:`run_periodic`) for every replica of the
+    replica-major arrays (``hist[R, L + 1, n]``, ``gen[R, n]``, ``counter[R, n]``,
+    ``out[R, k, n]``), ``args`` being (ptr, nbr, w, h, table, kind, rng_bits, input_max,
+    warmup, latency) with rows by p-bit and ``reload`` the counters' reload values."""
+    b = _bounds(hist.shape[0], threads)
+    rest = (args, reload, hist, gen, counter, cycle0, ncycles, stride, out,
+            wheel_size(reload, counter))  # fmt: skip
+    run_blocks(lambda k: _periodic_events(b[k], b[k + 1], *rest), len(b) - 1, len(b) - 1)
+
+
+# --------------------------------------------------------------------------------------------
+# Replicas whose p-bits act in classes (the chromatic schedule; "async-periodic" with one
+# period), on state kept by position.
+# --------------------------------------------------------------------------------------------
+
+
+class ClassState:
+    """The state of R replicas whose p-bits act in classes, as :func:`run_coloured` reads it,
+    kept between calls: spins ``H[R, L + 1, n]`` with 3 readable bytes after them (the gathers
+    read words), generators ``G[R, n]`` by position, and the classes with the rows laid out by
+    them: shared by every replica (``shared``: the colours of the chromatic schedule, given) or
+    filed per replica from its counters ("async-periodic": class k holds the p-bits whose
+    counter read k after cycle ``ref[r]``, so that they act at cycles ref + 1 + k + m T).
+
+    Like :class:`pbitsim.sim.hardware_lanes.LaneState`, it is converted from and to the
+    machine's replica-major arrays (:meth:`load`, :meth:`store`) only when one side has changed;
+    while it holds the state, the classes hold too (nothing else moves the counters).
+    """
+
+    def __init__(self, replicas: int, n: int, slots: int, classes: int, rows, order=None,
+                 cstart=None) -> None:  # fmt: skip
+        self.shared = order is not None
+        self.classes = int(classes)
+        ptr, nbr, w, h = rows
+        k = 1 if self.shared else replicas
+        if self.shared:
+            self.order = np.ascontiguousarray(order, np.int64)[None]
+            self.cstart = np.ascontiguousarray(cstart, np.int64)[None]
+            self.ptr, self.nbr, self.w, self.h = (np.ascontiguousarray(a)[None] for a in rows)
+        else:
+            self.by_pbit = rows  # rows by p-bit, laid out anew by class at each load
+            self.order = np.empty((k, n), np.int64)
+            self.cstart = np.empty((k, self.classes + 1), np.int64)
+            self.ptr = np.empty((k, n + 1), np.int64)
+            self.nbr = np.empty((k, len(nbr)), nbr.dtype)
+            self.w = np.empty((k, len(w)), w.dtype)
+            self.h = np.empty((k, n), h.dtype)
+        self.ref = np.zeros(k, np.int64)
+        self.vector = gathered(ptr, w)
+        self.H = aligned.empty((replicas, slots, n), np.int8, tail=3)
+        self.G = np.empty((replicas, n), np.uint64)
+
+    @staticmethod
+    def nbytes(replicas: int, n: int, slots: int, entries: int, shared: bool) -> int:
+        """Bytes a state of this shape takes (rows by class per replica unless ``shared``)."""
+        rows = n * 24 + entries * 8
+        return replicas * n * (8 + slots) + (rows if shared else replicas * rows)
+
+    def load(self, hist, gen, egen, counter, cycle: int) -> None:
+        """Take the machine's replica-major state at ``cycle`` (the classes filed from the
+        counters unless shared)."""
+        self.H[...] = hist
+        if not self.shared:
+            _file_classes(counter, *self.by_pbit, self.order, self.cstart, self.ptr, self.nbr,
+                          self.w, self.h)  # fmt: skip
+            self.ref[:] = cycle
+        _by_position(gen, self.order, self.G, True)
+
+    def store(self, hist, gen, egen, counter, cycle: int) -> None:
+        """Write the state at ``cycle`` back into the machine's replica-major arrays."""
+        hist[...] = self.H
+        _by_position(gen, self.order, self.G, False)
+        if not self.shared:
+            _class_counters(self.order, self.cstart, self.ref, cycle, counter)
+
+
+@nb.njit(cache=True, nogil=True)
+def _by_position(gen, order, G, into):
+    """G[r, k] = gen[r, order[x, k]] (``into``), or back; x = r, or 0 for a shared order."""
+    for r in range(gen.shape[0]):
+        o = order[r if order.shape[0] > 1 else 0]
+        for k in range(o.shape[0]):
+            if into:
+                G[r, k] = gen[r, o[k]]
+            else:
+                gen[r, o[k]] = G[r, k]
+
+
+@nb.njit(cache=True, nogil=True)
+def _file_classes(counter, ptr, nbr, w, h, order, cstart, ptr_p, nbr_p, w_p, h_p):
+    """Each replica's classes from its counters (:func:`_by_class`) and its rows laid out by
+    them (:func:`_position_rows`)."""
+    for r in range(counter.shape[0]):
+        _by_class(counter[r], order[r], cstart[r])
+        _position_rows(order[r], ptr, nbr, w, h, ptr_p[r], nbr_p[r], w_p[r], h_p[r])
+
+
+@nb.njit(cache=True, nogil=True)
+def _class_counters(order, cstart, ref, cycle, counter):
+    """The counters after ``cycle`` implied by the classes (the counter rule in its event form:
+    class k acts at cycles next_action(ref, k) + m T, T the number of classes)."""
+    T = cstart.shape[1] - 1
+    for r in range(counter.shape[0]):
+        a0 = next_action(ref[r], 0)
+        first = a0 + T * ((cycle - a0) // T + 1)  # class 0's first action after ``cycle``
+        for c in range(T):
+            due = first + c if first + c - T <= cycle else first + c - T
+            k = counter_at(due, cycle)
+            for p in range(cstart[r, c], cstart[r, c + 1]):
+                counter[r, order[r, p]] = k
+
+
+@nb.njit(cache=True, nogil=True)
+def _classes_block(r0, r1, order, cstart, ptr, nbr, w, h, ref, vector, table, kind, rng_bits,
+                   input_max, warm_from, latency, H, G, cycle0, ncycles, stride, out):  # fmt: skip
+    """:func:`run_coloured` for replicas r0..r1-1 of a :class:`ClassState`, in turn (layout row
+    r, or 0 when shared)."""
+    widest = 1
+    for x in range(cstart.shape[0]):
+        for c in range(cstart.shape[1] - 1):
+            widest = max(widest, cstart[x, c + 1] - cstart[x, c])
+    acc = np.empty(widest, w.dtype)
+    tv = np.empty(widest, np.uint64)
+    tmp = np.empty(widest, np.int8)
+    classes = cstart.shape[1] - 1
+    for r in range(r0, r1):
+        x = r if order.shape[0] > 1 else 0
+        run_coloured(
+            ptr[x], nbr[x], w[x], h[x], vector, table, order[x], cstart[x], classes, kind,
+            rng_bits, input_max, ref[x], warm_from, latency, H[r], G[r], cycle0, ncycles,
+            stride, out[r], acc, tv, tmp,
+        )  # fmt: skip
+
+
+def run_classes(state: ClassState, table, kind: int, rng_bits: int, input_max: int,
+                warm_from: int, latency: int, cycle0: int, ncycles: int, stride: int, out,
+                threads: int) -> None:  # fmt: skip
+    """Cycles cycle0+1 .. cycle0+ncycles of every replica of ``state`` (:func:`run_coloured`;
+    ``warm_from`` the first cycle that decides), replicas on ``threads`` threads."""
+    b = _bounds(state.H.shape[0], threads)
+    rest = (state.order, state.cstart, state.ptr, state.nbr, state.w, state.h, state.ref,
+            state.vector, table, kind, rng_bits, input_max, warm_from, latency, state.H, state.G,
+            cycle0, ncycles, stride, out)  # fmt: skip
+    run_blocks(lambda k: _classes_block(b[k], b[k + 1], *rest), len(b) - 1, len(b) - 1)
 
 
 @nb.njit(cache=True, nogil=True)
