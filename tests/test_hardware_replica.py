@@ -7,7 +7,7 @@ one cycle) and the flag passes of "async-random" (n not a multiple of 8, every p
 import numpy as np
 import pytest
 
-from pbitsim import Couplings, models
+from pbitsim import Couplings, FixedPointSpec, models
 from pbitsim.board.design import enable_threshold
 from pbitsim.rng import derive_enable_seeds, derive_seeds
 from pbitsim.sim import hardware_replica as hrep
@@ -34,7 +34,12 @@ def graph(n: int, seed: int, max_degree: int = 6) -> Couplings:
 
 
 def design(preset: str, schedule: str, latency: int = 0) -> HardwareDesign:
-    d = HardwareDesign.from_name(preset)
+    """A preset, or "wide" (a 24-bit accumulator: codes and sums past 16 bits)."""
+    if preset == "wide":
+        spec = FixedPointSpec(weight_bits=14, frac_bits=6, input_bits=12, acc_bits=24)
+        d = HardwareDesign(fixed_point=spec)
+    else:
+        d = HardwareDesign.from_name(preset)
     return HardwareDesign(**{**d.__dict__, "schedule": schedule, "read_latency": latency})
 
 
@@ -47,6 +52,9 @@ def test_rows_pad_with_weight_zero_on_the_own_spin():
     assert deg.min() == 0 and deg.max() > 8  # rows of one, two and three groups
     np.testing.assert_array_equal(np.diff(ptr), np.maximum(-(-deg // 4), 1) * 4)
     assert nbr.dtype == np.int32 and w.dtype == np.int32 and h.dtype == np.int32
+    for bits, dtype in [(9, np.int32), (32, np.int32), (33, np.int64)]:
+        _, _, wb, hb = hrep.rows(q.indptr, q.indices, q.j_codes, q.h_codes, order, bits)
+        assert wb.dtype == dtype and hb.dtype == dtype
     spins = np.where(np.random.default_rng(3).random(c.n) < 0.5, -1, 1)
     for k, i in enumerate(order):
         row = slice(ptr[k], ptr[k + 1])
@@ -157,7 +165,7 @@ def sparse(kind: str) -> Couplings:
     return c.replace(h=rng.uniform(-0.8, 0.8, c.n).round(1))
 
 
-@pytest.mark.parametrize("preset", ["default", "published"])
+@pytest.mark.parametrize("preset", ["default", "published", "wide"])
 @pytest.mark.parametrize("latency", [0, 1])
 @pytest.mark.parametrize("kind", ["lattice", "regular"])
 def test_one_replica_chromatic_gathered_against_reference(preset, latency, kind):
@@ -186,7 +194,7 @@ def test_one_replica_chromatic_gathered_against_reference(preset, latency, kind)
         np.testing.assert_array_equal(m.run(12)[0], want)
 
 
-@pytest.mark.parametrize("preset", ["default", "published"])
+@pytest.mark.parametrize("preset", ["default", "published", "wide"])
 @pytest.mark.parametrize("latency", [0, 2])
 @pytest.mark.parametrize("kind", ["lattice", "regular", "glass"])
 @pytest.mark.parametrize("replicas", [1, 3])
