@@ -1,10 +1,11 @@
-"""The cycle model vectorised across replica lanes (pbitsim.sim.hardware_lanes) against the
-one-replica kernels and the pure-Python reference, bit for bit.
+"""Many-replica machines against one-replica machines and the pure-Python reference, bit for
+bit: the chromatic schedule vectorised across replica lanes (pbitsim.sim.hardware_lanes, here
+from 2 replicas on), the un-coloured schedules replica after replica.
 
-Every replica of a many-replica machine must run exactly what a one-replica machine (the scalar
-kernels) runs with that replica's seeds, enable seeds and phases, for both presets, every
-schedule and read latency, whatever the split into blocks and threads, across calls and with
-register writes between them.
+Every replica of a many-replica machine must run exactly what a one-replica machine runs with
+that replica's seeds, enable seeds and phases, for both presets, every schedule and read
+latency, whatever the split into blocks and threads, across calls and with register writes
+between them.
 """
 
 import numpy as np
@@ -176,21 +177,6 @@ def test_layout_types_and_padding():
     np.testing.assert_array_equal(sums, exact[order])
 
 
-@pytest.mark.parametrize("schedule", ["async-random", "async-periodic"])
-def test_many_decisions_in_one_cycle(schedule):
-    """More lone decisions in one cycle than the kernel batches at once (the batch is decided
-    and emptied as it goes): still the one-replica bits."""
-    c = glass(1500, 4, seed=7, scale=1.0)
-    design = HardwareDesign(schedule=schedule)
-    seeds = derive_seeds(2, c.n, design.rng, 64)
-    m = machine(c, design, seeds)
-    singles = [one_replica(m, r) for r in range(64)]
-    got = m.run(12, 4)
-    for r, s in enumerate(singles):
-        np.testing.assert_array_equal(got[r], s.run(12, 4)[0])
-    assert_same_state(m, singles)
-
-
 def test_improper_colouring_updates_in_parallel():
     """A colouring with coupled p-bits in one colour: they decide from the same old state in the
     lanes too (the hardware's behaviour, which the scalar kernel models)."""
@@ -209,7 +195,7 @@ def test_blocks_and_threads_do_not_change_results(monkeypatch):
     """Narrow blocks (many of them, uneven widths) on two threads give the bits of one block on
     the calling thread."""
     c = glass(20, 5, seed=8)
-    design = HardwareDesign(schedule="async-random")
+    design = HardwareDesign()
     seeds = derive_seeds(4, c.n, design.rng, 23)
     wide = machine(c, design, seeds)
     want = wide.run(50, 5)

@@ -526,14 +526,7 @@ class HardwareMachine:
         elif self._lanes is None:
             from numba import get_num_threads
 
-            self._lanes = hl.LaneState(
-                self.replicas,
-                n,
-                slots,
-                self._order if self.design.coloured else np.arange(n),
-                self.design.schedule == "async-random",
-                get_num_threads(),
-            )
+            self._lanes = hl.LaneState(self.replicas, n, slots, self._order, get_num_threads())
         if not self._lanes_current:
             d = self.__dict__
             self._lanes.load(
@@ -781,20 +774,12 @@ class HardwareMachine:
                     self._counter, self.cycle, cycles, record_every, out, threads,
                 )  # fmt: skip
             return
-        if self.replicas == 1:
-            hrep.run_random(
-                *self._replica_rows(), *rules, np.uint64(self._threshold), self._hist[0],
-                self._gen[0], self._egen[0], self.cycle, cycles, record_every, out[0],
-                np.zeros(-(-n // 8) * 8, np.uint8), np.empty(n, np.uint32), np.empty(n, np.int8),
-            )  # fmt: skip
-            return
-        lanes = self._lane_state()
-        work = self.replicas * n * cycles
-        hl.run_random(
-            self._lanes_layout() + rules + (np.uint64(self._threshold),), lanes, self.cycle,
-            cycles, record_every, out, self._threads(work),
+        # "async-random": replica after replica (every generator steps every cycle, in vector
+        # passes over the p-bits; the acting tenth decide)
+        hrep.run_random_replicas(
+            self._replica_rows() + rules, self._threshold, self._hist, self._gen, self._egen,
+            self.cycle, cycles, record_every, out, self._threads(self.replicas * n * cycles),
         )  # fmt: skip
-        self._rm_current = False
 
     def _periodic_threads(self, cycles: int) -> int:
         """Threads for an "async-periodic" call: one below hrep.ONE_THREAD_BELOW p-bit updates

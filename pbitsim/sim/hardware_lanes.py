@@ -1,12 +1,13 @@
-"""The cycle model of :mod:`pbitsim.sim.hardware` vectorised across replica lanes (Numba).
+"""The chromatic schedule of :mod:`pbitsim.sim.hardware` vectorised across replica lanes (Numba).
 
 Same machine, same numbers: replica r here computes exactly what the one-replica kernels of
 :mod:`pbitsim.sim.hardware_replica` compute for it (same generators, same order of steps, the
 fixed-point rules and generator steps of :mod:`pbitsim.sim.jit`, compiled from
 :mod:`pbitsim.rng` and :mod:`pbitsim.fixedpoint`). Only the memory layout differs, and a test
-checks both schedules run here ("chromatic" and "async-random"), every read latency and preset
-against the reference. ("async-periodic" runs one replica at a time at any replica count: its
-replicas' phases differ, so the lanes of a p-bit seldom act together.)
+checks every read latency and preset against the reference. :class:`HardwareMachine` runs it
+from ``LANES_FROM`` replicas on; fewer, and the un-coloured schedules, run replica after
+replica (:mod:`pbitsim.sim.hardware_replica`: the replicas' own enable generators and phases
+make the lanes of a p-bit act at different cycles, so lanes would mostly idle).
 
 Layout
 ------
@@ -14,28 +15,20 @@ The replicas are split into blocks of consecutive replicas (:func:`block_bounds`
 replicas keeps its state *lane-major*, the m replicas of one p-bit contiguous
 (:class:`LaneState`): spins ``H[L + 1, n + 1, m]`` int8 by p-bit (row n stays 0: the padding of
 the couplings reads it), decision generators ``G[n, m]`` by *position* (position p is p-bit
-``order[p]``: the chromatic schedule then reads a colour's generators front to back) and enable
-generators ``E[n, m]`` by p-bit. (Holding a 32-bit generator
-in uint32 measured no faster, and would compile every kernel twice.) So the innermost loop of
-every step runs over the m lanes of one p-bit with unit stride, and the neighbour sum (in the
-narrowest integer type that holds ``acc_bits``), the saturation, the decision and the
-generator step vectorise over replicas; the table look-up is a gather, done as a scalar loop
-between vector loops (LLVM does not emit gather instructions for this CPU family). Blocks
-share no cache line and never wait for each other, so they may run on several threads; which
-thread runs a block, and how replicas are split into blocks, never changes a result.
+``order[p]``: the chromatic schedule then reads a colour's generators front to back). (Holding
+a 32-bit generator in uint32 measured no faster, and would compile every kernel twice.) So the
+innermost loop of every step runs over the m lanes of one p-bit with unit stride, and the
+neighbour sum (in the narrowest integer type that holds ``acc_bits``), the saturation, the
+decision and the generator step vectorise over replicas; the table look-up is a gather, done
+as a scalar loop between vector loops (LLVM does not emit gather instructions for this CPU
+family). Blocks share no cache line and never wait for each other, so they may run on several
+threads; which thread runs a block, and how replicas are split into blocks, never changes a
+result.
 
 The machine's registers, the GPU machine and the tests read the state replica-major
 (``hist[R, L + 1, n]``, ``gen[R, n]``, ...): :meth:`LaneState.load` and :meth:`LaneState.store`
 convert, and :class:`pbitsim.sim.hardware.HardwareMachine` calls them only when one side has
 changed, so a run of many calls pays for no conversion.
-
-"async-random": the enable generators and the free-running decision generators run vectorised
-over the lanes of each p-bit every cycle, giving a mask of the acting lanes. When many lanes of
-a p-bit act (more than a quarter), every lane decides, vectorised, and the acting ones keep the
-decision; when few act, each acting lane's input, table entry and random number are computed
-alone and the comparator runs vectorised over a batch of them. S_t is built in its own array,
-since every p-bit acting in cycle t reads S_{t-1-L}. A block has at most 64 lanes (one bit each
-in the mask).
 """
 
 from __future__ import annotations
@@ -43,17 +36,15 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-from pbitsim.board.design import ENABLE_BITS
 from pbitsim.sim import aligned
 from pbitsim.sim.byte_tiles import transpose8
-from pbitsim.sim.jit import decide_spin, enable_acts, rng_next, rng_output, saturate
+from pbitsim.sim.jit import decide_spin, rng_next, rng_output, saturate
 from pbitsim.sim.threads import run_blocks
 
-__all__ = ["LaneState", "lanes_layout", "block_bounds", "run_chromatic", "run_random"]
+__all__ = ["LaneState", "lanes_layout", "block_bounds", "run_chromatic"]
 
 #: widest block of replicas: 64 int16 lanes are four AVX2 vectors; wider blocks only grow the
-#: block's working set (n x m x 9 bytes) past the caches, and the un-coloured kernel keeps one
-#: bit per lane in a uint64.
+#: block's working set (n x m x 9 bytes) past the caches.
 MAX_BLOCK = 64
 #: narrowest block worth a thread of its own: narrower lane loops run mostly as scalar remainders
 #: (measured: 8 replicas in two blocks of 4 do 0.45x the flips per CPU-s of one block of 8)
@@ -62,14 +53,6 @@ MIN_BLOCK = 8
 #: thread costs a scheduler slice on a busy machine (as pbitsim.sim.gibbs does)
 ONE_THREAD_BELOW = 1 << 20
 _TRANSPOSE = 64  # p-bits per tile of the transposes
-_BATCH = 4096  # decisions batched by the un-coloured kernel
-_U1, _U58 = np.uint64(1), np.uint64(58)
-# the index of a 64-bit word's only set bit, by de Bruijn multiplication (Numba has no ctz)
-_DEBRUIJN_MUL = np.uint64(0x03F79D71B4CB0A89)
-_DEBRUIJN = np.zeros(64, np.int64)
-_DEBRUIJN[(((_U1 << np.arange(64, dtype=np.uint64)) * _DEBRUIJN_MUL) >> _U58).astype(np.int64)] = (
-    np.arange(64)
-)
 
 
 # --------------------------------------------------------------------------------------------
@@ -193,13 +176,11 @@ class LaneState:
         Replicas, p-bits, and L + 1 (spin states kept).
     order : int64 [n]
         p-bit at each position of the decision generators.
-    enable : bool
-        Whether there are enable generators ("async-random").
     threads : int
         Threads the blocks are split for (:func:`block_bounds`).
     """
 
-    def __init__(self, replicas, n, slots, order, enable, threads):
+    def __init__(self, replicas, n, slots, order, threads):
         self.bounds = block_bounds(replicas, threads)
         self.order = np.ascontiguousarray(order, np.int64)
         self.ident = np.arange(n, dtype=np.int64)
@@ -208,7 +189,6 @@ class LaneState:
             raise ValueError(f"a block has at most 64 lanes, not {widths.max()}")
         self.H = [aligned.zeros((slots, n + 1, m), np.int8) for m in widths]
         self.G = [aligned.empty((n, m), np.uint64) for m in widths]
-        self.E = [aligned.empty((n if enable else 0, m), np.uint64) for m in widths]
 
     def load(self, hist, gen, egen, counter=None, cycle=None) -> None:
         """Take the machine's replica-major state (no counters here; the arguments are those of
@@ -217,8 +197,6 @@ class LaneState:
             for s in range(hist.shape[1]):
                 _gather_lanes(hist[:, s], self.ident, r0, self.H[b][s, :-1])
             _gather_lanes(gen, self.order, r0, self.G[b])
-            if self.E[b].shape[0]:
-                _gather_lanes(egen, self.ident, r0, self.E[b])
 
     def store(self, hist, gen, egen, counter=None, cycle=None) -> None:
         """Write the state back into the machine's replica-major arrays."""
@@ -226,8 +204,6 @@ class LaneState:
             for s in range(hist.shape[1]):
                 _scatter_lanes(self.H[b][s, :-1], self.ident, r0, hist[:, s])
             _scatter_lanes(self.G[b], self.order, r0, gen)
-            if self.E[b].shape[0]:
-                _scatter_lanes(self.E[b], self.ident, r0, egen)
 
 
 def block_bounds(replicas: int, threads: int, max_block: int | None = None) -> np.ndarray:
@@ -322,118 +298,6 @@ def _chromatic_block(
 
 
 # --------------------------------------------------------------------------------------------
-# The un-coloured schedules.
-# --------------------------------------------------------------------------------------------
-
-
-@nb.njit(cache=True, nogil=True)
-def _decide_batch(acc, tv, rv, at, count, d, Xf):
-    """The comparator on a batch (vectorised), then each decision to its place Xf[at]."""
-    for u in range(count):
-        d[u] = decide_spin(acc[u], tv[u], rv[u])
-    for u in range(count):
-        Xf[at[u]] = d[u]
-
-
-@nb.njit(cache=True, nogil=True)
-def _random_block(
-    ptr, nbr, w, h, table, kind, rng_bits, input_max, warmup, latency, threshold,
-    H, G, E, r0, cycle0, ncycles, stride, out,
-):  # fmt: skip
-    """Cycles cycle0+1 .. cycle0+ncycles of "async-random" for the block of replicas r0.. held
-    in H, G, E (positions are p-bits here), with the couplings of :func:`lanes_layout`: what
-    :func:`pbitsim.sim.hardware_replica.run_random` does for each of them."""
-    m = G.shape[1]
-    mu = np.uint64(m)
-    n = G.shape[0]
-    slots = latency + 1
-    acc = np.empty(m, w.dtype)
-    tv = np.empty(m, np.uint64)
-    X = np.empty((n, m), np.int8)  # S_t, built from S_{t-1} while S_{t-1-L} is read
-    Xf = X.reshape(n * m)
-    # decisions of lanes that act alone, batched so that the comparator runs vectorised
-    b_acc = np.empty(_BATCH, np.int64)
-    b_t = np.empty(_BATCH, np.uint64)
-    b_r = np.empty(_BATCH, np.uint64)
-    b_at = np.empty(_BATCH, np.int64)
-    b_d = np.empty(_BATCH, np.int8)
-    for t in range(cycle0 + 1, cycle0 + ncycles + 1):
-        prev = (t - 1) % slots
-        cur = t % slots  # holds S_{t-1-L} now (or S_0 early on); receives S_t
-        warm = t > warmup
-        Hc = H[cur]
-        Hp = H[prev]
-        nb = 0
-        for i in range(n):
-            # which lanes act (the enable rule), in every lane: a mask (<= 64 lanes) and a count
-            bits = np.uint64(0)
-            na = 0
-            for j in range(mu):
-                e = E[i, j]
-                a = enable_acts(rng_output(kind, e, ENABLE_BITS), threshold)
-                bits |= np.uint64(a) << j
-                na += a
-                E[i, j] = rng_next(kind, e)
-            for j in range(mu):  # S_t = S_{t-1} where nobody acts (and in warm-up)
-                X[i, j] = Hp[i, j]
-            if warm and 4 * na > m:
-                # many act: every lane decides (vectorised), the acting ones keep the decision
-                k0 = ptr[i]
-                hv = h[i]
-                q0, q1, q2, q3 = nbr[k0], nbr[k0 + 1], nbr[k0 + 2], nbr[k0 + 3]
-                w0, w1, w2, w3 = w[k0], w[k0 + 1], w[k0 + 2], w[k0 + 3]
-                for j in range(mu):
-                    acc[j] = hv + w0 * Hc[q0, j] + w1 * Hc[q1, j] + w2 * Hc[q2, j] + w3 * Hc[q3, j]
-                for k in range(k0 + 4, ptr[i + 1], 4):
-                    q0, q1, q2, q3 = nbr[k], nbr[k + 1], nbr[k + 2], nbr[k + 3]
-                    w0, w1, w2, w3 = w[k], w[k + 1], w[k + 2], w[k + 3]
-                    for j in range(mu):
-                        a = acc[j] + w0 * Hc[q0, j] + w1 * Hc[q1, j] + w2 * Hc[q2, j]
-                        acc[j] = a + w3 * Hc[q3, j]
-                for j in range(mu):
-                    acc[j] = saturate(acc[j], input_max)
-                for j in range(mu):  # the table look-up, a gather: its own (scalar) loop
-                    tv[j] = table[abs(acc[j])]
-                for j in range(mu):
-                    d = decide_spin(acc[j], tv[j], rng_output(kind, G[i, j], rng_bits))
-                    X[i, j] = d if (bits >> j) & _U1 else X[i, j]
-            elif warm and na:
-                # few act: their inputs, table entries and random numbers join the cycle's batch
-                k0 = ptr[i]
-                k1 = ptr[i + 1]
-                hv = np.int64(h[i])
-                q0, q1, q2, q3 = nbr[k0], nbr[k0 + 1], nbr[k0 + 2], nbr[k0 + 3]
-                w0, w1, w2, w3 = w[k0], w[k0 + 1], w[k0 + 2], w[k0 + 3]
-                rest = bits
-                while rest:
-                    low = rest & (~rest + _U1)  # the lowest acting lane
-                    rest ^= low
-                    j = _DEBRUIJN[(low * _DEBRUIJN_MUL) >> _U58]
-                    a = hv + w0 * Hc[q0, j] + w1 * Hc[q1, j] + w2 * Hc[q2, j] + w3 * Hc[q3, j]
-                    for k in range(k0 + 4, k1, 4):  # rows are padded to groups of four
-                        a += (
-                            w[k] * Hc[nbr[k], j] + w[k + 1] * Hc[nbr[k + 1], j]
-                            + w[k + 2] * Hc[nbr[k + 2], j] + w[k + 3] * Hc[nbr[k + 3], j]
-                        )  # fmt: skip
-                    a = saturate(a, input_max)
-                    b_acc[nb] = a
-                    b_t[nb] = table[abs(a)]
-                    b_r[nb] = rng_output(kind, G[i, j], rng_bits)
-                    b_at[nb] = i * m + j
-                    nb += 1
-                if nb > _BATCH - m:
-                    _decide_batch(b_acc, b_t, b_r, b_at, nb, b_d, Xf)
-                    nb = 0
-            for j in range(mu):  # free-running decision generators
-                G[i, j] = rng_next(kind, G[i, j])
-        _decide_batch(b_acc, b_t, b_r, b_at, nb, b_d, Xf)
-        _copy_rows(X, Hc, n)
-        done = t - cycle0
-        if stride > 0 and done % stride == 0:
-            _record(Hc, r0, done // stride - 1, out)
-
-
-# --------------------------------------------------------------------------------------------
 # Blocks and threads.
 # --------------------------------------------------------------------------------------------
 
@@ -449,18 +313,5 @@ def run_chromatic(args: tuple, lanes: LaneState, cycle0: int, ncycles: int, stri
     def block(b: int) -> None:
         r0 = lanes.bounds[b]
         _chromatic_block(*args, lanes.H[b], lanes.G[b], r0, cycle0, ncycles, stride, out)
-
-    run_blocks(block, len(lanes.bounds) - 1, threads)
-
-
-def run_random(args: tuple, lanes: LaneState, cycle0: int, ncycles: int, stride: int, out,
-               threads: int = 1) -> None:  # fmt: skip
-    """:func:`run_chromatic` for "async-random". ``args``: (ptr, nbr, w, h) of
-    :func:`lanes_layout` (identity order), then table, kind, rng_bits, input_max, warmup
-    (cycles), latency, threshold (uint64)."""
-
-    def block(b: int) -> None:
-        H, G, E = lanes.H[b], lanes.G[b], lanes.E[b]
-        _random_block(*args, H, G, E, lanes.bounds[b], cycle0, ncycles, stride, out)
 
     run_blocks(block, len(lanes.bounds) - 1, threads)

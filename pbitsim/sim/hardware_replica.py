@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import numba as nb
 import numpy as np
+from numba.cpython.unsafe.numbers import trailing_zeros
 
 from pbitsim.board.design import ENABLE_BITS
 from pbitsim.sim import aligned
@@ -41,10 +42,14 @@ from pbitsim.sim.jit import (
     counter_at,
     decide_spin,
     enable_acts,
+    lfsr32_xnor_next,
+    lfsr32_xnor_output,
     next_action,
     rng_next,
     rng_output,
     saturate,
+    xorshift64_next,
+    xorshift64_output,
 )
 from pbitsim.sim.threads import run_blocks
 
@@ -58,6 +63,7 @@ __all__ = [
     "run_periodic_events",
     "run_classes",
     "run_random",
+    "run_random_replicas",
 ]
 
 #: entries per group of a padded row (the inner loop's constant trip count; the gathered path
@@ -522,6 +528,41 @@ def run_classes(state: ClassState, table, kind: int, rng_bits: int, input_max: i
 
 
 @nb.njit(cache=True, nogil=True)
+def _enable_pass(kind, egen, threshold, masks):
+    """Bit j of masks[b] = whether p-bit 64 b + j acts (its enable number < ``threshold``), and
+    every enable generator steps: a loop per generator kind and word, without a branch, so that
+    it vectorises."""
+    n = egen.shape[0]
+    for b in range(masks.shape[0]):
+        i0 = 64 * b
+        bits = np.uint64(0)
+        if kind == 0:
+            for j in range(min(64, n - i0)):
+                e = egen[i0 + j]
+                act = enable_acts(xorshift64_output(e, ENABLE_BITS), threshold)
+                bits |= np.uint64(act) << np.uint64(j)
+                egen[i0 + j] = xorshift64_next(e)
+        else:
+            for j in range(min(64, n - i0)):
+                e = egen[i0 + j]
+                act = enable_acts(lfsr32_xnor_output(e, ENABLE_BITS), threshold)
+                bits |= np.uint64(act) << np.uint64(j)
+                egen[i0 + j] = lfsr32_xnor_next(e)
+        masks[b] = bits
+
+
+@nb.njit(cache=True, nogil=True)
+def _step_pass(kind, gen):
+    """Every generator steps (the free-running decision generators): one loop per kind."""
+    if kind == 0:
+        for i in range(gen.shape[0]):
+            gen[i] = xorshift64_next(gen[i])
+    else:
+        for i in range(gen.shape[0]):
+            gen[i] = lfsr32_xnor_next(gen[i])
+
+
+@nb.njit(cache=True, nogil=True)
 def run_random(
     ptr,
     nbr,
@@ -541,41 +582,77 @@ def run_random(
     ncycles,
     stride,
     out,
-    flags,
+    masks,
     acting,
     tmp,
 ):
     """Cycles cycle0+1 .. cycle0+ncycles of one replica, "async-random": per cycle, one pass
-    over all p-bits sets the flag of each acting one (enable number < ``threshold``) and steps
-    the enable generators; the acting p-bits, found eight flags a word, sum and decide with
-    their decision generator's output; a last pass steps every decision generator. Rows by
-    p-bit. ``flags`` has room for n rounded up to 8."""
-    n = h.shape[0]
+    over all p-bits sets the bit of each acting one in 64-bit masks (enable number <
+    ``threshold``) and steps the enable generators; the acting p-bits, taken off the masks
+    lowest bit first, sum and decide with their decision generator's output; a last pass steps
+    every decision generator. Rows by p-bit. ``masks`` has (n + 63) // 64 words."""
     slots = latency + 1
-    words = flags.view(np.uint64)
-    flags[n:] = 0
+    n = h.shape[0]
+    uniform = ptr[n] == ENTRIES * n
+    acc = np.empty(n, np.int64)
+    tv = np.empty(n, np.uint64)
+    rv = np.empty(n, np.uint64)
     for t in range(cycle0 + 1, cycle0 + ncycles + 1):
         warm = t > warmup
         prev = (t - 1) % slots
         cur = t % slots
         read = hist[cur]
-        for i in range(n):
-            e = egen[i]
-            flags[i] = enable_acts(rng_output(kind, e, ENABLE_BITS), threshold)
-            egen[i] = rng_next(kind, e)
+        _enable_pass(kind, egen, threshold, masks)
         m = 0
-        for b in range(words.shape[0]):
-            if words[b]:
-                for i in range(8 * b, 8 * b + 8):
-                    if flags[i]:
-                        if warm:
-                            acc = _input(ptr, nbr, w, h, i, read, input_max)
-                            r = rng_output(kind, gen[i], rng_bits)
-                            tmp[m] = decide_spin(acc, table[abs(acc)], r)
-                        else:
-                            tmp[m] = hist[prev, i]
-                        acting[m] = i
-                        m += 1
-        for i in range(n):
-            gen[i] = rng_next(kind, gen[i])
+        for b in range(masks.shape[0]):
+            word = masks[b]
+            while word:
+                acting[m] = 64 * b + trailing_zeros(word)
+                word &= word - np.uint64(1)
+                m += 1
+        if warm:  # in loops over the acting p-bits: the comparator's runs without a branch
+            if uniform:  # rows of one group: at 4 i, no row pointers read
+                for k in range(m):
+                    i = acting[k]
+                    q = ENTRIES * i
+                    a = np.int64(h[i])
+                    for d in range(ENTRIES):
+                        a += w[q + d] * read[np.uint32(nbr[q + d])]
+                    acc[k] = saturate(a, input_max)
+            else:
+                for k in range(m):
+                    acc[k] = _input(ptr, nbr, w, h, acting[k], read, input_max)
+            for k in range(m):
+                tv[k] = table[np.uint32(abs(acc[k]))]
+                rv[k] = rng_output(kind, gen[acting[k]], rng_bits)
+            for k in range(m):
+                tmp[k] = decide_spin(acc[k], tv[k], rv[k])
+        else:
+            for k in range(m):
+                tmp[k] = hist[prev, acting[k]]
+        _step_pass(kind, gen)
         _end_cycle(hist, prev, cur, acting, tmp, m, t - cycle0, stride, out)
+
+
+@nb.njit(cache=True, nogil=True)
+def _random_block(r0, r1, args, threshold, hist, gen, egen, cycle0, ncycles, stride, out):
+    """Replicas r0..r1-1 by :func:`run_random`, in turn, with one set of scratch arrays."""
+    n = args[3].shape[0]
+    masks = np.empty((n + 63) // 64, np.uint64)
+    acting = np.empty(n, np.uint32)
+    tmp = np.empty(n, np.int8)
+    for r in range(r0, r1):
+        run_random(
+            *args, threshold, hist[r], gen[r], egen[r], cycle0, ncycles, stride, out[r], masks,
+            acting, tmp,
+        )  # fmt: skip
+
+
+def run_random_replicas(args: tuple, threshold, hist, gen, egen, cycle0: int, ncycles: int,
+                        stride: int, out, threads: int) -> None:  # fmt: skip
+    """ "async-random" (:func:`run_random`) for every replica of the replica-major arrays
+    (``hist[R, L + 1, n]``, ``gen``/``egen[R, n]``, ``out[R, k, n]``), ``args`` being (ptr,
+    nbr, w, h, table, kind, rng_bits, input_max, warmup, latency) with rows by p-bit."""
+    b = _bounds(hist.shape[0], threads)
+    rest = (args, np.uint64(threshold), hist, gen, egen, cycle0, ncycles, stride, out)
+    run_blocks(lambda k: _random_block(b[k], b[k + 1], *rest), len(b) - 1, len(b) - 1)
