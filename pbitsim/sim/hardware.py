@@ -96,8 +96,10 @@ __all__ += ["SCHEDULES"]
 
 _TIMER_MASK = (1 << TIMER_BITS) - 1
 #: replicas from which the chromatic schedule runs across replica lanes (hardware_lanes) rather
-#: than replica after replica with each colour's p-bits vectorised (hardware_replica)
-LANES_FROM = 32
+#: than replica after replica with each colour's p-bits vectorised (hardware_replica): measured
+#: on the 128 x 128 lattice, flips per CPU-ns by class / across lanes, 0.44 / 0.39 at 32
+#: replicas, 0.43 / 0.49 at 48, 0.43 / 0.56 at 64 (by class ~0.42-0.44 whatever the count)
+LANES_FROM = 48
 #: bytes the kernels' copy by class may take (hardware_replica.ClassState); beyond it the lanes
 #: or the event-driven kernel run
 CLASS_STATE_BYTES = 1 << 30
@@ -334,10 +336,10 @@ class HardwareMachine:
 
     Replicas whose p-bits act in classes (the chromatic schedule below :data:`LANES_FROM`
     replicas, "async-periodic" with one period) run one after another with each class's p-bits
-    vectorised (:mod:`pbitsim.sim.hardware_replica`); many replicas of the chromatic schedule,
-    and "async-random", run vectorised across replica lanes (:mod:`pbitsim.sim.hardware_lanes`);
-    "async-periodic" with several periods, and one replica of "async-random", run p-bit by
-    p-bit. Every replica runs exactly as it would alone.
+    vectorised (:mod:`pbitsim.sim.hardware_replica`); from LANES_FROM replicas the chromatic
+    schedule runs vectorised across replica lanes (:mod:`pbitsim.sim.hardware_lanes`);
+    "async-random", and "async-periodic" with several periods, run replica after replica with
+    only the acting p-bits deciding. Every replica runs exactly as it would alone.
 
     Parameters
     ----------
