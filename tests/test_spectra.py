@@ -430,10 +430,11 @@ def test_spin_flip_symmetry_even_sector_predicts_pair_correlations():
     assert q["single_gap"] < q["exact"] / 20
 
 
-def test_docs_example_runs():
+def test_docs_example_runs(tmp_path, monkeypatch):
     import re
     from pathlib import Path
 
+    monkeypatch.chdir(tmp_path)  # an example writes its report to the working directory
     doc = Path(__file__).resolve().parents[1] / "docs" / "diagnostics.md"
     blocks = re.findall(r"```python\n(.*?)```", doc.read_text(), re.S)
     assert blocks
