@@ -267,3 +267,25 @@ def test_by_class_only_where_the_copy_fits(monkeypatch):
     many = HardwareMachine(c, d, derive_seeds(1, c.n, d.rng, hw.LANES_FROM))
     many.run(3)
     assert not isinstance(many._lanes, hrep.ClassState)
+
+
+@pytest.mark.parametrize("schedule", ["chromatic", "async-periodic"])
+def test_new_codes_reach_the_copy_by_class(schedule):
+    """New couplings (what Runner.load writes) while the copy by class holds the state: the next
+    run uses them, from the state reached, as a reference started there does."""
+    d = design("default", schedule)
+    c = sparse("lattice")
+    seeds = derive_seeds(2, c.n, d.rng, 2)
+    phase = np.random.default_rng(1).integers(0, 4, (2, c.n))
+    kw = {"period": np.full(c.n, 4), "phase": phase} if schedule != "chromatic" else {}
+    m = HardwareMachine(c, d, seeds, **kw)
+    m.run(16)
+    assert isinstance(m._lanes, hrep.ClassState) and m._lanes_current
+    c2 = c.replace(h=-c.h, data=0.5 * c.data)
+    m.set_quantized(c2.quantized(d.fixed_point))
+    spins, gens, counters = m.spins, m.generator_states, m.counters
+    got = m.run(12, 1)
+    for r in range(2):
+        extra = {"period": 4, "phase": counters[r]} if schedule != "chromatic" else {}
+        want = simulate_cycles_reference(c2, d, gens[r], 12, initial=spins[r], **extra)
+        np.testing.assert_array_equal(got[r], want)
