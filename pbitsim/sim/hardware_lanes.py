@@ -38,6 +38,7 @@ import numpy as np
 
 from pbitsim.sim import aligned
 from pbitsim.sim.byte_tiles import transpose8
+from pbitsim.sim.hardware_replica import padded_rows
 from pbitsim.sim.jit import decide_spin, rng_next, rng_output, saturate
 from pbitsim.sim.threads import run_blocks
 
@@ -62,33 +63,19 @@ _TRANSPOSE = 64  # p-bits per tile of the transposes
 
 def lanes_layout(indptr, indices, j_codes, h_codes, order, acc_bits: int) -> tuple:
     """Couplings by position (position p is p-bit ``order[p]``), every row padded to a multiple
-    of 4 entries, at least 4 (an isolated p-bit too): the padding reads the zero row n of the
-    spins with weight 0, which adds exactly 0. Codes are held in the narrowest of
-    int16/int32/int64 with ``acc_bits`` bits: the accumulator never overflows
-    (:func:`pbitsim.fixedpoint.quantize_couplings` checks the worst case, which bounds every
-    partial sum too), so sums in that type are the exact sums.
+    of 4 entries, at least 4 (:func:`pbitsim.sim.hardware_replica.padded_rows`): here the
+    padding reads the zero row n of the spins with weight 0, which adds exactly 0. Codes are
+    held in the narrowest of int16/int32/int64 with ``acc_bits`` bits: the accumulator never
+    overflows (:func:`pbitsim.fixedpoint.quantize_couplings` checks the worst case, which bounds
+    every partial sum too), so sums in that type are the exact sums.
 
     Returns
     -------
     (ptr int64 [n + 1], nbr int64 [ptr[n]] (p-bits, n for padding), w [ptr[n]], h [n])
     """
     dtype = np.int16 if acc_bits <= 16 else np.int32 if acc_bits <= 32 else np.int64
-    indptr = np.asarray(indptr, np.int64)
-    order = np.asarray(order, np.int64)
     n = len(indptr) - 1
-    deg = np.diff(indptr)[order]
-    ptr = np.zeros(n + 1, np.int64)
-    # at least one group of four: the kernels read a row's first four entries unconditionally
-    np.cumsum(np.maximum(-(-deg // 4), 1) * 4, out=ptr[1:])
-    nbr = np.full(ptr[n], n, np.int64)
-    w = np.zeros(ptr[n], dtype)
-    # entry e of the rows taken in position order: its CSR index and its slot in the padded row
-    within = np.arange(int(deg.sum()), dtype=np.int64) - np.repeat(np.cumsum(deg) - deg, deg)
-    src = np.repeat(indptr[:-1][order], deg) + within
-    dest = np.repeat(ptr[:-1], deg) + within
-    nbr[dest] = np.asarray(indices, np.int64)[src]
-    w[dest] = np.asarray(j_codes)[src]
-    return ptr, nbr, w, np.asarray(h_codes)[order].astype(dtype)
+    return padded_rows(indptr, indices, j_codes, h_codes, order, dtype, pad=n)
 
 
 # --------------------------------------------------------------------------------------------

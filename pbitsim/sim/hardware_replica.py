@@ -56,6 +56,7 @@ from pbitsim.sim.threads import run_blocks
 __all__ = [
     "ClassState",
     "gathered",
+    "padded_rows",
     "rows",
     "wheel_size",
     "run_coloured",
@@ -71,32 +72,49 @@ __all__ = [
 ENTRIES = 4
 
 
-def rows(indptr, indices, j_codes, h_codes, order, acc_bits: int) -> tuple:
-    """Couplings by position (position k is p-bit ``order[k]``), each row padded to a multiple of
-    :data:`ENTRIES` entries (at least one group) with weight 0 on the p-bit's own spin, which adds
-    exactly 0. Codes in int32 when ``acc_bits`` <= 32, else int64: the accumulator never
-    overflows (:func:`pbitsim.fixedpoint.quantize_couplings`), so sums in that type are exact.
-    (int16 codes, half the bytes, measured no faster.)
+def padded_rows(indptr, indices, j_codes, h_codes, order, dtype, pad=None) -> tuple:
+    """The CSR rows by position (position k is p-bit ``order[k]``), each padded to a multiple of
+    :data:`ENTRIES` entries, at least one group (the kernels read a row's first group
+    unconditionally), in the CSR's order; the padding has weight 0 and reads spin ``pad``, or
+    the p-bit's own when None: it adds exactly 0. Codes and h in ``dtype``.
 
     Returns
     -------
-    (ptr int64 [n + 1], nbr int32 [ptr[n]], w [ptr[n]], h [n])
+    (ptr int64 [n + 1], nbr int64 [ptr[n]], w [ptr[n]], h [n])
     """
-    dtype = np.int32 if acc_bits <= 32 else np.int64
     indptr = np.asarray(indptr, np.int64)
     order = np.asarray(order, np.int64)
     deg = np.diff(indptr)[order]
     n = len(order)
     ptr = np.zeros(n + 1, np.int64)
     np.cumsum(np.maximum(-(-deg // ENTRIES), 1) * ENTRIES, out=ptr[1:])
-    nbr = np.repeat(order, np.diff(ptr)).astype(np.int32)  # padding: the p-bit itself
+    if pad is None:
+        nbr = np.repeat(order, np.diff(ptr))
+    else:
+        nbr = np.full(ptr[n], pad, np.int64)
     w = np.zeros(ptr[n], dtype)
+    # entry e of the rows taken in position order: its CSR index and its slot in the padded row
     within = np.arange(int(deg.sum()), dtype=np.int64) - np.repeat(np.cumsum(deg) - deg, deg)
     src = np.repeat(indptr[:-1][order], deg) + within
     dest = np.repeat(ptr[:-1], deg) + within
     nbr[dest] = np.asarray(indices, np.int64)[src]
     w[dest] = np.asarray(j_codes)[src]
     return ptr, nbr, w, np.asarray(h_codes)[order].astype(dtype)
+
+
+def rows(indptr, indices, j_codes, h_codes, order, acc_bits: int) -> tuple:
+    """The couplings as these kernels read them: :func:`padded_rows` with the padding on the
+    p-bit's own spin, neighbour indices int32, codes in int32 when ``acc_bits`` <= 32, else
+    int64: the accumulator never overflows (:func:`pbitsim.fixedpoint.quantize_couplings`), so
+    sums in that type are exact. (int16 codes, half the bytes, measured no faster.)
+
+    Returns
+    -------
+    (ptr int64 [n + 1], nbr int32 [ptr[n]], w [ptr[n]], h [n])
+    """
+    dtype = np.int32 if acc_bits <= 32 else np.int64
+    ptr, nbr, w, h = padded_rows(indptr, indices, j_codes, h_codes, order, dtype)
+    return ptr, nbr.astype(np.int32), w, h
 
 
 def gathered(ptr, w) -> bool:
