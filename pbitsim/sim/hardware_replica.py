@@ -141,7 +141,7 @@ def _input(ptr, nbr, w, h, k, read, input_max):
     return saturate(_sum(ptr, nbr, w, h, k, read), input_max)
 
 
-@nb.njit(cache=True, nogil=True)
+@nb.njit(cache=True, nogil=True, inline="always")
 def _decide(ptr, nbr, w, h, vector, table, kind, rng_bits, input_max, read, gen, lo, hi, acc, tv,
             tmp):  # fmt: skip
     """New spins of positions lo..hi-1, all from ``read``, into tmp[0 : hi - lo], and their
