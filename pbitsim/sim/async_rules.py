@@ -1,13 +1,15 @@
 """Scalar rules of the cycle model's un-coloured schedules, "async-random" and "async-periodic".
 
 Which p-bits act at an edge, and whose decision generator advances, is decided per p-bit by the
-three rules below (``docs/hardware-model.md``, section 5.2); the counter rule also has an event
-form (``next_action``, ``counter_at``: when a p-bit next acts, and the counter that implies),
-which the CPU's event-driven kernel uses and a test holds to ``counter_tick``. Like the
-generator steps of :mod:`pbitsim.rng` and the saturation and decision of
-:mod:`pbitsim.fixedpoint`, they are plain scalar functions, written once and compiled for each
-target: ``cuda.jit(device=True)`` in :mod:`pbitsim.sim.gpu_kernels` (and run as Python by
-Numba's CUDA simulator), ``numba.njit`` for the CPU model. This module imports no Numba.
+three rules below (``docs/hardware-model.md``, section 5.2). Like the generator steps of
+:mod:`pbitsim.rng` and the saturation and decision of :mod:`pbitsim.fixedpoint`, they are plain
+scalar functions, written once and compiled for each target: ``cuda.jit(device=True)`` in
+:mod:`pbitsim.sim.gpu_kernels` (and run as Python by Numba's CUDA simulator), ``numba.njit``
+in :mod:`pbitsim.sim.jit` for the CPU model. The CPU's kernels visit only the p-bits that act,
+so they use the counter rule in its event form (``next_action``, ``counter_at``: when a p-bit
+next acts, and the counter that implies), which a test holds to ``counter_tick``; and the
+decision generators' rule as two loops, every p-bit ("async-random") or the acting ones.
+This module imports no Numba.
 """
 
 from __future__ import annotations

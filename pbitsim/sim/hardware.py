@@ -498,16 +498,18 @@ class HardwareMachine:
         only while the copy fits in CLASS_STATE_BYTES."""
         if isinstance(self._lanes, hrep.ClassState) and self._lanes_current:
             return True
+        periodic = self.design.schedule == "async-periodic"
+        if self.design.coloured and self.replicas >= LANES_FROM:
+            return False
+        if not self.design.coloured and not (periodic and self._period_summary()[0]):
+            return False
         n, entries = self.quantized.n, len(self._replica_rows()[1])
         slots = self.design.read_latency + 1
-        periodic = self.design.schedule == "async-periodic"
-        fits = hrep.ClassState.nbytes(self.replicas, n, slots, entries, not periodic)
-        if fits > CLASS_STATE_BYTES:
+        if hrep.ClassState.nbytes(self.replicas, n, slots, entries, not periodic) > (
+            CLASS_STATE_BYTES
+        ):
             return False
-        if self.design.coloured:
-            return self.replicas < LANES_FROM
-        T = self._period_summary()[0]
-        return bool(periodic and T and self._peek("_counter").max(initial=0) < T)
+        return not periodic or self._peek("_counter").max(initial=0) < self._period_summary()[0]
 
     def _lane_state(self, by_class: bool = False):
         """The kernels' own copy of the state, current (made and loaded when needed): by class
@@ -720,17 +722,6 @@ class HardwareMachine:
 
     def _run_chromatic(self, cycles: int, record_every: int, out: np.ndarray) -> None:
         spec = self.design.fixed_point
-        tail = (
-            self._table,
-            self._order,
-            self._cstart,
-            self.n_colors,
-            self._kind,
-            spec.rng_bits,
-            spec.input_max,
-            self.design.warmup_edges,
-            self.design.read_latency,
-        )
         work = self.replicas * self.quantized.n * cycles // max(self.n_colors, 1)
         if self._by_class():
             # few replicas (one: the emulator's many short calls): each colour's p-bits
@@ -740,13 +731,15 @@ class HardwareMachine:
                 self.design.warmup_edges * self.n_colors + 1, self.design.read_latency,
                 self.cycle, cycles, record_every, out, self._threads(work),
             )  # fmt: skip
-            self._rm_current = False
-            return
-        lanes = self._lane_state()
-        hl.run_chromatic(
-            self._lanes_layout() + tail, lanes, self.cycle, cycles, record_every, out,
-            self._threads(work),
-        )  # fmt: skip
+        else:
+            rules = (
+                self._table, self._order, self._cstart, self.n_colors, self._kind,
+                spec.rng_bits, spec.input_max, self.design.warmup_edges, self.design.read_latency,
+            )  # fmt: skip
+            hl.run_chromatic(
+                self._lanes_layout() + rules, self._lane_state(), self.cycle, cycles,
+                record_every, out, self._threads(work),
+            )  # fmt: skip
         self._rm_current = False
 
     def _run_uncoloured(self, cycles: int, record_every: int, out: np.ndarray) -> None:
@@ -761,7 +754,8 @@ class HardwareMachine:
             self.design.read_latency,
         )
         if self.design.schedule == "async-periodic":
-            threads = self._periodic_threads(cycles)
+            updates = self.replicas * n * cycles / self._period_summary()[1]
+            threads = self._threads(int(updates))
             if self._by_class():
                 # one period: its phase classes, each replica's filed once and kept
                 hrep.run_classes(
@@ -782,14 +776,6 @@ class HardwareMachine:
             self._replica_rows() + rules, self._threshold, self._hist, self._gen, self._egen,
             self.cycle, cycles, record_every, out, self._threads(self.replicas * n * cycles),
         )  # fmt: skip
-
-    def _periodic_threads(self, cycles: int) -> int:
-        """Threads for an "async-periodic" call: one below hrep.ONE_THREAD_BELOW p-bit updates
-        (the mean period's worth), else Numba's count."""
-        from numba import get_num_threads
-
-        updates = self.replicas * self.quantized.n * cycles / self._period_summary()[1]
-        return 1 if updates < hrep.ONE_THREAD_BELOW else get_num_threads()
 
 
 def simulate_cycles(

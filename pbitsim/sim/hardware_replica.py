@@ -1,28 +1,25 @@
-"""The cycle model of :mod:`pbitsim.sim.hardware`, one replica at a time (Numba).
+"""The cycle model of :mod:`pbitsim.sim.hardware`, replica after replica (Numba).
 
 Same machine, same numbers as the rules in that module's docstring (and the pure-Python
-``simulate_cycles_reference``): these kernels run one replica on its replica-major state
-(spins ``hist[L + 1, n]``, generators ``gen[n]``, ...). :class:`HardwareMachine` runs them for a
-single replica in every schedule (the emulator's case: many short calls on one chain), and for
-any number of replicas in "async-periodic", where each replica runs on its own (its phases are
-its own, so replica lanes act alone; :mod:`pbitsim.sim.hardware_lanes` is slower there).
+``simulate_cycles_reference``): each replica runs alone, on its own state. Which kernel
+:class:`~pbitsim.sim.hardware.HardwareMachine` runs for which schedule and replica count is
+said there; ``docs/performance.md`` ("The hardware model") has the measurements.
 
-What makes them fast, measured on the 128 x 128 lattice (ns per p-bit update, one replica):
-
-* **rows of fixed-width groups** (:func:`rows`): every p-bit's couplings padded to groups of four
-  entries (padding: weight 0 on the p-bit's own spin, which adds exactly 0 to the integer sum), so
-  the neighbour sum is a loop of constant trip count 4 that LLVM unrolls; the CSR's
-  variable-length rows cost 12 ns an update against 5 here;
-* **"async-periodic" event-driven** (:func:`_run_periodic`): a p-bit acts every T_i cycles, so
-  it waits in a timing wheel, a FIFO list per cycle of the next W cycles (W a power of two above
-  every period and counter), and a cycle visits its own p-bits only, instead of ticking all n
-  counters (28.5 ns an update at T = 8). A p-bit's counter is not stepped: the kernel keeps the
-  cycle of its next action and writes back the counter that cycle implies, k = due - cycle - 1,
-  at the end of a call;
-* **"async-random" in vector passes** (:func:`_run_random`): every cycle every p-bit's enable
-  generator and decision generator step (the hardware's free-running rule, which no event
-  scheme can skip); they step in loops over all p-bits without a branch (one flag byte per
-  p-bit), and only the acting p-bits, found eight flags at a time, sum and decide.
+* **Classes** (:func:`run_coloured`, :class:`ClassState`): where p-bits act together — the
+  colours of the chromatic schedule, or in "async-periodic" with one period T the p-bits whose
+  counters agree — a class is a run of positions, with the rows of couplings (:func:`rows`:
+  padded to groups of four entries, weight 0 on the p-bit's own spin) and the generators laid
+  out by position. 16 positions' inputs are summed at once with vector gathers
+  (:data:`pbitsim.sim.gathers.inputs16`), then the saturation, the table look-up, the
+  comparator and the generator step run in loops over the whole class.
+* **Events** (:func:`run_periodic`): "async-periodic" with several periods. A p-bit waits in a
+  timing wheel, a FIFO list per cycle of the next W cycles (W a power of two above every wait),
+  and a cycle visits its own p-bits only; the counters are not stepped but written back from
+  the cycle of each p-bit's next action at the end of a call.
+* **Vector passes** (:func:`run_random`): "async-random" steps both generators of every p-bit
+  every cycle (the hardware's free-running rule, which no event scheme can skip), in loops over
+  all p-bits without a branch that set the acting p-bits' bits in 64-bit masks; only those sum
+  and decide.
 
 Within a cycle the acting p-bits all read S_{t-1-L} and their new spins are written after the
 last of them has decided, so the order in which a cycle visits them never matters.
@@ -124,15 +121,21 @@ def gathered(ptr, w) -> bool:
 
 
 @nb.njit(cache=True, nogil=True, inline="always")
-def _sum(ptr, nbr, w, h, k, read):
-    """The exact input of the p-bit at position k: h plus its row's terms, read from ``read``."""
-    acc = np.int64(h[k])
-    q = ptr[k]
-    for _ in range((ptr[k + 1] - q) >> 2):
+def _row_sum(nbr, w, hk, q, groups, read):
+    """hk plus the terms of ``groups`` groups of a row starting at entry q, read from ``read``:
+    loops of constant trip count ENTRIES, which LLVM unrolls."""
+    acc = np.int64(hk)
+    for _ in range(groups):
         for d in range(ENTRIES):
             acc += w[q + d] * read[np.uint32(nbr[q + d])]
         q += ENTRIES
     return acc
+
+
+@nb.njit(cache=True, nogil=True, inline="always")
+def _sum(ptr, nbr, w, h, k, read):
+    """The exact input of the p-bit at position k: h plus its row's terms, read from ``read``."""
+    return _row_sum(nbr, w, h[k], ptr[k], (ptr[k + 1] - ptr[k]) >> 2, read)
 
 
 @nb.njit(cache=True, nogil=True, inline="always")
@@ -238,6 +241,17 @@ def wheel_size(reload, counter) -> int:
     return 1 << max(1, (longest - 1).bit_length())
 
 
+@nb.njit(cache=True, nogil=True, inline="always")
+def _append(head, tail, link, s, i):
+    """p-bit i to the end of slot s's list."""
+    link[i] = -1
+    if head[s] < 0:
+        head[s] = i
+    else:
+        link[tail[s]] = i
+    tail[s] = i
+
+
 @nb.njit(cache=True, nogil=True)
 def run_periodic(
     ptr,
@@ -280,13 +294,7 @@ def run_periodic(
     head[:] = -1
     for i in range(n):  # file every p-bit in index order
         due[i] = next_action(cycle0, counter[i])
-        s = due[i] & mask
-        link[i] = -1
-        if head[s] < 0:
-            head[s] = i
-        else:
-            link[tail[s]] = i
-        tail[s] = i
+        _append(head, tail, link, due[i] & mask, i)
     for t in range(cycle0 + 1, cycle0 + ncycles + 1):
         warm = t > warmup
         prev = (t - 1) % slots
@@ -301,21 +309,14 @@ def run_periodic(
             g = gen[i]
             if warm:
                 acc = _input(ptr, nbr, w, h, i, read, input_max)
-                tmp[m] = decide_spin(acc, table[abs(acc)], rng_output(kind, g, rng_bits))
+                tmp[m] = decide_spin(acc, table[np.uint32(abs(acc))], rng_output(kind, g, rng_bits))
             else:
                 tmp[m] = hist[prev, i]
             acting[m] = i
             m += 1
             gen[i] = rng_next(kind, g)
-            d = next_action(t, reload[i])
-            due[i] = d
-            sd = d & mask
-            link[i] = -1
-            if head[sd] < 0:
-                head[sd] = i
-            else:
-                link[tail[sd]] = i
-            tail[sd] = i
+            due[i] = next_action(t, reload[i])
+            _append(head, tail, link, due[i] & mask, i)
             i = nxt
         _end_cycle(hist, prev, cur, acting, tmp, m, t - cycle0, stride, out)
     end = cycle0 + ncycles
@@ -380,10 +381,6 @@ def _periodic_events(r0, r1, args, reload, hist, gen, counter, cycle0, ncycles, 
             *args, reload, hist[r], gen[r], counter[r], cycle0, ncycles, stride, out[r],
             head, tail, link, due, acting, tmp,
         )  # fmt: skip
-
-
-#: calls of fewer p-bit updates than this (about a millisecond of work) stay on one thread
-ONE_THREAD_BELOW = 1 << 17
 
 
 def _bounds(replicas: int, threads: int) -> list:
@@ -632,10 +629,7 @@ def run_random(
             if uniform:  # rows of one group: at 4 i, no row pointers read
                 for k in range(m):
                     i = acting[k]
-                    q = ENTRIES * i
-                    a = np.int64(h[i])
-                    for d in range(ENTRIES):
-                        a += w[q + d] * read[np.uint32(nbr[q + d])]
+                    a = _row_sum(nbr, w, h[i], ENTRIES * i, 1, read)
                     acc[k] = saturate(a, input_max)
             else:
                 for k in range(m):

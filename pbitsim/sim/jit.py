@@ -15,10 +15,8 @@ from pbitsim import rng as _rng
 from pbitsim.sim import async_rules as _ar
 
 __all__ = [
-    "counter_tick",
     "next_action",
     "counter_at",
-    "decision_generator_steps",
     "enable_acts",
     "xorshift64_next",
     "xorshift64_output",
@@ -42,10 +40,8 @@ _GOLDEN = _rng._GOLDEN
 saturate = nb.njit(cache=True)(_fp.saturate)
 decide_spin = nb.njit(cache=True)(_fp.decide_spin)
 enable_acts = nb.njit(cache=True)(_ar.enable_acts)
-counter_tick = nb.njit(cache=True)(_ar.counter_tick)
 next_action = nb.njit(cache=True)(_ar.next_action)
 counter_at = nb.njit(cache=True)(_ar.counter_at)
-decision_generator_steps = nb.njit(cache=True)(_ar.decision_generator_steps)
 
 
 @nb.njit("UniTuple(uint64, 2)(uint64)", cache=True)
