@@ -143,6 +143,49 @@ def reference_async(
     return (out, counts) if with_counts else out
 
 
+def reference_async_ticks(c, replicas, seed, ticks, stride, p=0.1, delay=0):
+    """Stream layout 2 written out: each tick, from index -1, a geometric gap
+    floor(log(1 - u) / log(1 - p)) >= 0 after the last firing, then (if it lands below n) that
+    p-bit's decision, until a gap passes n - 1; math.tanh and math.log every time. Returns the
+    recordings, each p-bit's firings (replicas, n) and how many gaps of each replica fall in a
+    cell of the table of waits that does not settle them."""
+    n = c.n
+    ip, ix, dv, h = c.indptr, c.indices, c.data, c.h
+    table = async_.wait_table(p)
+    out = np.empty((replicas, ticks // stride, n), np.int8)
+    counts = np.zeros((replicas, n), np.int64)
+    misses = np.zeros(replicas, np.int64)
+    for r in range(replicas):
+        state = prng.splitmix64(seed, r)
+
+        def output():
+            nonlocal state
+            state = (state + prng.GOLDEN64) % 2**64
+            return _mix(state)
+
+        hist = [np.full(n, -1, np.int8) for _ in range(delay + 1)]
+        for t in range(1, ticks + 1):
+            old = hist[t % (delay + 1)]
+            new = hist[(t - 1) % (delay + 1)].copy()
+            i = -1
+            while True:
+                z = output()
+                misses[r] += table[z >> (64 - async_._WAIT_BITS)] < 0
+                i += 1 + math.floor(math.log(1.0 - (z >> 11) * 2.0**-53) / math.log(1.0 - p))
+                if i >= n:
+                    break
+                field = h[i]
+                for q in range(ip[i], ip[i + 1]):
+                    field += dv[q] * old[ix[q]]
+                u = (output() >> 11) * 2.0**-53
+                new[i] = 1 if u < 0.5 * (1.0 + math.tanh(c.beta * field)) else -1
+                counts[r, i] += 1
+            hist[t % (delay + 1)] = new
+            if t % stride == 0:
+                out[r, t // stride - 1] = new
+    return out, counts, misses
+
+
 @pytest.mark.parametrize(
     "options",
     [
@@ -156,7 +199,7 @@ def reference_async(
 )
 def test_async_matches_a_plain_transcription_of_its_rules(options):
     c = models.spin_glass(9, p=0.5, seed=4, field=0.3, beta=1.5)
-    run = AsyncRunner(c, replicas=2, seed=21, **options)
+    run = AsyncRunner(c, replicas=2, seed=21, stream_layout=1, **options)
     ticks, stride = 6 * run.ticks_per_step, run.ticks_per_step
     got = run.draw(6)
     kw = {k: v for k, v in options.items()}
@@ -181,7 +224,7 @@ def test_async_long_run_counts_and_laps(monkeypatch, name, p):
     c = models.lattice_2d(3, 4, beta=0.7, h=0.1) if name == "lattice" else _star(9)
     rows = async_.padded_rows(c)[0]
     assert (rows.shape[0] == c.n) == (name == "lattice")  # both ways of summing a field
-    run = AsyncRunner(c, replicas=2, seed=13, p=p)
+    run = AsyncRunner(c, replicas=2, seed=13, p=p, stream_layout=1)
     tps = run.ticks_per_step
     monkeypatch.setattr(async_, "wheel_slots", lambda mean, n: 8)
     got = np.concatenate([run.draw(ticks // tps) for ticks in (70, 10, 330)], axis=1)
@@ -197,7 +240,8 @@ def test_padded_rows_hold_the_csr_rows_in_order():
     nbr, w = async_.padded_rows(c)
     assert nbr.dtype == np.uint32 and w.dtype == np.float64
     degree = np.diff(c.indptr)
-    assert nbr.shape == w.shape == (c.n, degree.max())
+    width = -(-degree.max() // 4) * 4  # a multiple of 4 entries, summed 4 terms at a time
+    assert nbr.shape == w.shape == (c.n, width)
     for i in range(c.n):
         row = slice(c.indptr[i], c.indptr[i + 1])
         np.testing.assert_array_equal(nbr[i, : degree[i]], c.indices[row])
@@ -220,10 +264,48 @@ def test_async_fallbacks_run_and_agree():
     waits into cells that straddle an integer: both exact paths are taken, and the samples still
     equal the transcription's."""
     c = models.spin_glass(8, p=0.7, seed=7, field=0.1, beta=9.0)
-    run = AsyncRunner(c, replicas=3, seed=5, p=0.02)
+    run = AsyncRunner(c, replicas=3, seed=5, p=0.02, stream_layout=1)
     got = run.draw(4)
     assert run._exact[:, 1].sum() > 0  # waits recomputed with math.log
     np.testing.assert_array_equal(got, reference_async(c, 3, 5, 4 * 50, 50, p=0.02))
+
+
+@pytest.mark.parametrize(
+    "p, delay, calls",
+    [(0.1, 0, (3, 1, 5)), (0.02, 0, (2, 1)), (0.3, 2, (4, 2)), (0.9, 0, (40, 1, 330))],
+)
+@pytest.mark.parametrize("name", ["glass", "lattice", "star"])
+def test_async_ticks_layout_matches_its_transcription(name, p, delay, calls):
+    """Stream layout 2 (the poisson default): samples, firing counts (through the 8-bit
+    counters' flushes at p = 0.9) and the count of waits computed with math.log (p = 0.02: many
+    cells straddle an integer; the batch drawn past a tick's end must not count) equal the
+    transcription's, on padded rows, on CSR rows (the star) and over calls of uneven lengths."""
+    c = {
+        "glass": models.spin_glass(9, p=0.5, seed=4, field=0.3, beta=1.5),
+        "lattice": models.lattice_2d(3, 4, beta=0.7, h=0.1),
+        "star": _star(9),
+    }[name]
+    run = AsyncRunner(c, replicas=2, seed=21, p=p, delay=delay)
+    assert run.stream_layout == 2 and run.settings["stream_layout"] == 2
+    tps = run.ticks_per_step
+    got = np.concatenate([run.draw(k) for k in calls], axis=1)
+    want, counts, misses = reference_async_ticks(c, 2, 21, sum(calls) * tps, tps, p, delay)
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(run._counts, counts)
+    np.testing.assert_array_equal(run._exact[:, 1], misses)
+    assert misses.sum() > 0 or p > 0.02  # the exact path was taken
+    assert counts.max() > 255 or p < 0.9  # so were the flushes
+
+
+def test_layouts_share_the_stream_at_p_one():
+    """p = 1: every p-bit fires every tick and no wait is drawn; firing k's uniform is output
+    k + 1 in both layouts, so they give the same samples."""
+    c = models.spin_glass(8, p=0.6, seed=2, field=0.2)
+    a = AsyncRunner(c, replicas=3, seed=4, p=1.0, stream_layout=1).draw(7)
+    b = AsyncRunner(c, replicas=3, seed=4, p=1.0).draw(7)
+    np.testing.assert_array_equal(a, b)
+    c2 = AsyncRunner(c, replicas=3, seed=4, p=0.5, stream_layout=1).draw(7)
+    assert not np.array_equal(c2, AsyncRunner(c, replicas=3, seed=4, p=0.5).draw(7))
 
 
 def test_decision_shortcut_agrees_next_to_the_threshold():
@@ -268,18 +350,19 @@ def test_wheel_size_never_changes_samples(monkeypatch):
     runs = []
     for slots in (8, 64):
         monkeypatch.setattr(async_, "wheel_slots", lambda mean, n, s=slots: s)
-        runs.append(AsyncRunner(c, replicas=2, seed=3, p=0.01).draw(3))
+        runs.append(AsyncRunner(c, replicas=2, seed=3, p=0.01, stream_layout=1).draw(3))
     np.testing.assert_array_equal(*runs)
 
 
 @pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs 2 threads")
-def test_async_threads_never_change_samples(monkeypatch):
+@pytest.mark.parametrize("layout", async_.STREAM_LAYOUTS)
+def test_async_threads_never_change_samples(monkeypatch, layout):
     c = models.spin_glass(12, seed=1, field=0.2)
     monkeypatch.setattr(async_, "_ONE_THREAD_BELOW", 0)
-    a = AsyncRunner(c, replicas=5, seed=8, p=0.2).draw(10)
+    a = AsyncRunner(c, replicas=5, seed=8, p=0.2, stream_layout=layout).draw(10)
     numba.set_num_threads(1)
     try:
-        b = AsyncRunner(c, replicas=5, seed=8, p=0.2).draw(10)
+        b = AsyncRunner(c, replicas=5, seed=8, p=0.2, stream_layout=layout).draw(10)
     finally:
         numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
     np.testing.assert_array_equal(a, b)

@@ -64,9 +64,14 @@ from pbitsim.sim.jit import splitmix64_next, uniform53
 from pbitsim.sim.prefetch import prefetch as _prefetch
 from pbitsim.sim.threads import run_blocks
 
-__all__ = ["AsyncRunner", "MODES"]
+__all__ = ["AsyncRunner", "MODES", "STREAM_LAYOUTS"]
 
 MODES = ("poisson", "periodic")
+#: how a replica's stream is consumed (module docstring, "Randomness"): 1 = per p-bit waiting
+#: times (every mode; the only layout before 2026-12), 2 = each tick's firings drawn afresh
+#: by geometric gaps (poisson mode; its default). ``Samples.settings["stream_layout"]`` records
+#: it; settings without it were taken in layout 1.
+STREAM_LAYOUTS = (1, 2)
 _POISSON, _PERIODIC = 0, 1
 _GOLDEN = _rng._GOLDEN
 # the rules of pbitsim.rng, inlined where the tick's draws are computed side by side
@@ -258,6 +263,83 @@ def _put(wheel, over_i, over_t, no, i, ft, last):
     return no + 1
 
 
+#: a padded row holds a multiple of this many entries, summed this many terms at a time (an
+#: unrolled body instead of a loop over a run-time width: 2.6 -> 2.0 ns a four-term field)
+_GROUP = 4
+
+
+@nb.njit(cache=True, inline="always")
+def _row_field(h, w, nbr, i, width, spins):
+    """h_i + J_i,q1 s_q1 + ... over p-bit i's padded row (``w``/``nbr`` flat, ``width`` a
+    multiple of _GROUP entries a row), term by term in the row's order: the model's float64 sum."""
+    field = h[i]
+    q = np.uint64(i) * np.uint64(width)
+    for _ in range(width // _GROUP):
+        field += w[q] * spins[nbr[q]]
+        field += w[q + np.uint64(1)] * spins[nbr[q + np.uint64(1)]]
+        field += w[q + np.uint64(2)] * spins[nbr[q + np.uint64(2)]]
+        field += w[q + np.uint64(3)] * spins[nbr[q + np.uint64(3)]]
+        q += np.uint64(_GROUP)
+    return field
+
+
+@nb.njit(cache=True, inline="always")
+def _fields(nbr, w, indptr, indices, data, h, beta, spins, fired, m, f):
+    """f[k] = beta * (the field of p-bit fired[k]) for the m firings of a tick, from the padded
+    rows ``nbr``/``w`` (contiguous, unsigned indices: no wrap-around; the rows of the firing
+    _AHEAD on asked for) when they have n rows, else from the CSR arrays. ``fired`` has _AHEAD
+    spare entries."""
+    n = h.shape[0]
+    if nbr.shape[0] == n:
+        width = nbr.shape[1]
+        nbr_flat, w_flat = nbr.reshape(nbr.size), w.reshape(w.size)
+        fired[m : m + _AHEAD] = fired[m - 1] if m else 0  # rows to ask for past the last
+        for k in range(m):
+            _prefetch(w, fired[k + _AHEAD])
+            _prefetch(nbr, fired[k + _AHEAD])
+            f[k] = beta * _row_field(h, w_flat, nbr_flat, fired[k], width, spins)
+    else:
+        for k in range(m):
+            i = fired[k]
+            field = h[i]
+            for q in range(indptr[i], indptr[i + 1]):
+                field += data[q] * spins[indices[q]]
+            f[k] = beta * field
+
+
+@nb.njit(cache=True, inline="always")
+def _decisions(state, per, m, f, u, tmp, exact):
+    """tmp[k] = the new spin of firing k of a tick, whose uniform is output per * k + 1 of the
+    stream from ``state``: side by side, P/Q first, math.tanh for the few within its margin
+    (counted in exact[0])."""
+    for k in range(m):
+        u[k] = _u53(_mix(state + (per * np.uint64(k) + np.uint64(1)) * _GOLDEN))
+    for k in range(m):
+        tmp[k] = _decide_fast(u[k], f[k])
+    for k in range(m):
+        if tmp[k] == 0:
+            exact[0] += 1
+            tmp[k] = 1 if u[k] < 0.5 * (1.0 + math.tanh(f[k])) else -1
+
+
+@nb.njit(cache=True, inline="always")
+def _end_tick(hist, prev, cur, fired, tmp, m, done, stride, out, counts, cnt):
+    """The tick's new spins into S_t (hist[cur], after S_{t-1} when a history is kept), its
+    firings counted (8-bit counts, added to ``counts`` every _COUNT_FLUSH ticks) and a
+    recording every ``stride`` ticks (``done`` ticks into the call)."""
+    if hist.shape[0] > 1:
+        hist[cur, :] = hist[prev, :]
+    for k in range(m):
+        hist[cur, fired[k]] = tmp[k]
+        cnt[fired[k]] += 1
+    if stride > 0 and done % stride == 0:
+        out[done // stride - 1, :] = hist[cur, :]
+    if done % _COUNT_FLUSH == 0:
+        for i in range(counts.shape[0]):
+            counts[i] += cnt[i]
+            cnt[i] = 0
+
+
 @nb.njit(cache=True, nogil=True)
 def _run_replica(
     nbr,
@@ -313,8 +395,6 @@ def _run_replica(
     words = wheel.shape[1]
     S = np.int64(wheel.shape[0])
     mask = S - 1
-    padded = nbr.shape[0] == n
-    width = nbr.shape[1]
     poisson = mode == _POISSON
     draws = _draws(mode, p, jitter)
     per = np.uint64(1 + draws)
@@ -350,32 +430,8 @@ def _run_replica(
                         rest &= rest - np.uint64(1)
                     m += min(8, _popcount(word))
                     word = rest
-        spins = hist[cur]
-        if padded:  # fields: contiguous rows of one length, unsigned indices (no wrap-around)
-            fired[m : m + _AHEAD] = fired[m - 1] if m else 0  # rows to ask for past the last
-            for k in range(m):
-                i = fired[k]
-                _prefetch(w, fired[k + _AHEAD])
-                _prefetch(nbr, fired[k + _AHEAD])
-                field = h[i]
-                for d in range(width):
-                    field += w[i, d] * spins[nbr[i, d]]
-                f[k] = beta * field
-        else:
-            for k in range(m):
-                i = fired[k]
-                field = h[i]
-                for q in range(indptr[i], indptr[i + 1]):
-                    field += data[q] * spins[indices[q]]
-                f[k] = beta * field
-        for k in range(m):  # the uniform of firing k, side by side
-            u[k] = _u53(_mix(state + (per * np.uint64(k) + np.uint64(1)) * _GOLDEN))
-        for k in range(m):  # decisions, side by side, P/Q first
-            tmp[k] = _decide_fast(u[k], f[k])
-        for k in range(m):  # the few within the approximation's margin: math.tanh
-            if tmp[k] == 0:
-                exact[0] += 1
-                tmp[k] = 1 if u[k] < 0.5 * (1.0 + math.tanh(f[k])) else -1
+        _fields(nbr, w, indptr, indices, data, h, beta, hist[cur], fired, m, f)
+        _decisions(state, per, m, f, u, tmp, exact)
         if geometric:
             for k in range(m):  # firing ticks from the table of waits, side by side
                 g[k] = (
@@ -393,21 +449,9 @@ def _run_replica(
                 nxt[i] = _wait(mode, p, period[i], jitter, nxt[i], t, u1, u2)
                 g[k] = _firing_tick(nxt[i], t)
         for k in range(m):  # (nxt[i] = g[k] in a table's wait: written back at the end)
-            i = fired[k]
-            cnt[i] += 1
-            no = _put(wheel, over_i, over_t, no, i, g[k], t + S)
+            no = _put(wheel, over_i, over_t, no, fired[k], g[k], t + S)
         state += per * np.uint64(m) * _GOLDEN
-        if slots > 1:
-            hist[cur, :] = hist[prev, :]
-        for k in range(m):
-            hist[cur, fired[k]] = tmp[k]
-        done = t - tick0
-        if stride > 0 and done % stride == 0:
-            out[done // stride - 1, :] = hist[cur, :]
-        if done % _COUNT_FLUSH == 0:
-            for i in range(n):
-                counts[i] += cnt[i]
-                cnt[i] = 0
+        _end_tick(hist, prev, cur, fired, tmp, m, t - tick0, stride, out, counts, cnt)
     rng[0] = state
     for i in range(n):
         counts[i] += cnt[i]
@@ -423,6 +467,85 @@ def _run_replica(
         for j in range(no):
             if over_t[j] < _FOREVER:  # else nxt holds what _wait computed (beyond any run)
                 nxt[over_i[j]] = float(over_t[j])
+
+
+#: gaps of stream layout 2 drawn side by side, this many at a time (a speed choice only: the
+#: gaps past a tick's last firing are drawn and dropped, never consumed from the stream)
+_BATCH = 16
+
+
+@nb.njit(cache=True, nogil=True)
+def _run_ticks(
+    nbr,
+    w,
+    indptr,
+    indices,
+    data,
+    h,
+    beta,
+    p,
+    hist,
+    counts,
+    rng,
+    tick0,
+    nticks,
+    stride,
+    out,
+    waits,
+    exact,
+    cnt,
+    fired,
+    tmp,
+    f,
+    u,
+    z,
+):
+    """Ticks tick0 + 1 .. tick0 + nticks of one replica in stream layout 2 (poisson, p < 1): a
+    tick's firing p-bits are drawn afresh by skipping, in index order, geometric gaps G >= 0
+    (P(G = g) = (1-p)**g p) from the last (-1 at the start of the tick): every p-bit fires with
+    probability p, independently of the others and of the past, as the model says. Gap k and
+    the uniform of firing k are outputs 2k + 1 and 2k + 2 of the stream from the tick's start
+    (the gap that passes n - 1 ends the tick, 2m + 1 outputs for m firings): computed side by
+    side, _BATCH gaps at a time, from the same table of waits as layout 1 (math.log where a
+    cell straddles an integer, counted in exact[1]). No firing times, no wheel: the rest (fields,
+    decisions, the tick's end) is layout 1's."""
+    n = h.shape[0]
+    slots = hist.shape[0]
+    top = np.uint64(64 - _WAIT_BITS)
+    lp = math.log(1.0 - p)
+    two = np.uint64(2) * _GOLDEN
+    cnt[:] = 0
+    state = rng[0]
+    for t in range(tick0 + 1, tick0 + nticks + 1):
+        prev = (t - 1) % slots
+        cur = t % slots
+        i = np.int64(-1)
+        m = 0
+        while i < n:  # firings in batches: fired[m + b] = the site gap m + b lands on
+            base = state + np.uint64(2 * m + 1) * _GOLDEN
+            for b in range(_BATCH):
+                z[m + b] = _mix(base + np.uint64(b) * two)
+            for b in range(_BATCH):
+                gap = np.int64(waits[z[m + b] >> top])
+                if gap < 0:  # no table entry: as _next_time computes it
+                    exact[1] += 1
+                    gap = min(np.int64(math.floor(math.log(1.0 - _u53(z[m + b])) / lp)), n)
+                i += 1 + gap
+                fired[m + b] = np.uint32(min(i, n))
+            m += _BATCH
+        last = m  # the batch drawn past the tick's end: its gaps beyond the ending one uncounted
+        m -= _BATCH
+        while fired[m] < n:
+            m += 1
+        for b in range(m + 1, last):
+            exact[1] -= waits[z[b] >> top] < 0
+        _fields(nbr, w, indptr, indices, data, h, beta, hist[cur], fired, m, f)
+        _decisions(state + _GOLDEN, np.uint64(2), m, f, u, tmp, exact)
+        state += np.uint64(2 * m + 1) * _GOLDEN
+        _end_tick(hist, prev, cur, fired, tmp, m, t - tick0, stride, out, counts, cnt)
+    rng[0] = state
+    for i in range(n):
+        counts[i] += cnt[i]
 
 
 @nb.njit(cache=True, nogil=True)
@@ -452,18 +575,28 @@ def _run_block(
     waits,
     exact,
     slots,
+    layout,
 ):
-    """Replicas r0..r1-1, one after the other, on the calling thread (a timing wheel of
-    ``slots`` slots)."""
+    """Replicas r0..r1-1, one after the other, on the calling thread: stream layout 2 by
+    :func:`_run_ticks`, else :func:`_run_replica` with a timing wheel of ``slots`` slots."""
     n = h.shape[0]
-    wheel = np.empty((slots, (n + 63) >> 6), np.uint64)
-    over_i = np.empty(n, np.uint32)
-    over_t = np.empty(n, np.int64)
+    ticks = layout == 2
     cnt = np.empty(n, np.uint8)
-    fired = np.empty(n + max(8, _AHEAD), np.uint32)
+    fired = np.empty(n + max(8, _AHEAD) + _BATCH, np.uint32)
     tmp = np.empty(n, np.int8)
     f = np.empty(n)
     u = np.empty(n)
+    if ticks:
+        z = np.empty(n + _BATCH, np.uint64)
+        for r in range(r0, r1):
+            _run_ticks(
+                nbr, w, indptr, indices, data, h, beta, p, hist[r], counts[r], rng[r], tick0,
+                nticks, stride, out[r], waits, exact[r], cnt, fired, tmp, f, u, z,
+            )  # fmt: skip
+        return
+    wheel = np.empty((slots, (n + 63) >> 6), np.uint64)
+    over_i = np.empty(n, np.uint32)
+    over_t = np.empty(n, np.int64)
     g = np.empty(n, np.int64)
     for r in range(r0, r1):
         _run_replica(
@@ -502,8 +635,9 @@ def _run_block(
 
 
 def padded_rows(couplings: Couplings) -> tuple[np.ndarray, np.ndarray]:
-    """Each p-bit's neighbours and couplings as rows of equal length (the maximum degree), in the
-    CSR's order, padded with the p-bit itself at coupling 0.0: uint32 and float64 (n, width).
+    """Each p-bit's neighbours and couplings as rows of equal length (the maximum degree rounded
+    up to a multiple of _GROUP), in the CSR's order, padded with the p-bit itself at coupling
+    0.0: uint32 and float64 (n, width).
 
     A field is then h_i plus ``width`` terms, the padding adding 0.0 * s_i: the same float64
     sum, up to the sign of a zero field, which no decision sees (tanh(-0.0) = -0.0 and
@@ -514,7 +648,7 @@ def padded_rows(couplings: Couplings) -> tuple[np.ndarray, np.ndarray]:
     """
     n, nnz = couplings.n, couplings.nnz
     degree = np.diff(couplings.indptr)
-    width = int(degree.max()) if n else 0
+    width = -(-int(degree.max()) // _GROUP) * _GROUP if n else 0
     if n == 0 or width == 0 or n * width > 2 * nnz + n:
         return np.zeros((0, 0), np.uint32), np.zeros((0, 0), np.float64)
     nbr = np.repeat(np.arange(n, dtype=np.uint32)[:, None], width, axis=1)
@@ -565,6 +699,11 @@ class AsyncRunner(Runner):
         Staleness d >= 0 of the neighbour values read, in ticks.
     initial : array_like, optional
         Initial spins, (n,) or (replicas, n); default all -1.
+    stream_layout : {1, 2}, optional
+        How the seed's stream is consumed (module docstring, "Randomness"): 2 (the default in
+        poisson mode, 1.4x faster) draws each tick's firings afresh; 1 (the only layout in
+        periodic mode) keeps per-p-bit waiting times and reproduces runs recorded before
+        layout 2 existed (their settings have no "stream_layout"). Same model, other samples.
     """
 
     step_unit = "async step"
@@ -581,6 +720,7 @@ class AsyncRunner(Runner):
         jitter: float = 0.5,
         delay: int = 0,
         initial=None,
+        stream_layout: int | None = None,
     ) -> None:
         if seed is None:
             seed = int(np.random.SeedSequence().generate_state(1, np.uint64)[0])
@@ -597,6 +737,25 @@ class AsyncRunner(Runner):
             raise ValueError(f"jitter must be >= 0, not {jitter!r}")
         if isinstance(delay, bool) or not isinstance(delay, int | np.integer) or delay < 0:
             raise ValueError(f"delay must be an int >= 0, not {delay!r}")
+        if stream_layout is None:
+            stream_layout = 2 if mode == "poisson" else 1
+        if (
+            isinstance(stream_layout, bool)
+            or not isinstance(stream_layout, int | np.integer)
+            or stream_layout not in STREAM_LAYOUTS
+        ):
+            raise ValueError(
+                f"stream_layout must be one of {STREAM_LAYOUTS}, not {stream_layout!r}"
+            )
+        if stream_layout == 2 and mode != "poisson":
+            raise ValueError(
+                "stream_layout=2 draws each tick's firing p-bits afresh: it applies to "
+                "mode='poisson' only (periodic p-bits keep their own clocks: layout 1)"
+            )
+        self.stream_layout = int(stream_layout)
+        # the kernel that runs it: at p = 1 every p-bit fires every tick and both layouts take
+        # firing k's uniform from output k + 1 (no waits drawn): the same stream, layout 1's kernel
+        self._layout = 2 if self.stream_layout == 2 and float(p) < 1.0 else 1
         self.mode, self.p, self.period, self.jitter, self.delay = (
             mode,
             float(p),
@@ -619,15 +778,17 @@ class AsyncRunner(Runner):
         # per replica: decisions and waiting times the fast paths handed to the exact formula
         self._exact = np.zeros((R, 2), dtype=np.int64)
         self._nxt = np.empty((R, n), dtype=np.float64)
-        if phase is None:
-            _first_times(self._mode, self.p, per, self._rng, self._nxt)
-        else:
+        if phase is not None:
             ph = np.asarray(phase, dtype=np.float64)
             if mode != "periodic":
                 raise ValueError("phase applies to mode='periodic' only")
             if ph.shape[-1:] != (n,) or not np.all(np.isfinite(ph)):
                 raise ValueError(f"phase must hold n = {n} finite times (per replica)")
             self._nxt[:] = ph
+        elif self._layout == 2:  # no firing times: each tick's firings are drawn afresh
+            self._nxt[:] = np.nan
+        else:
+            _first_times(self._mode, self.p, per, self._rng, self._nxt)
         self._csr = (
             couplings.indptr.astype(np.int64),
             couplings.indices.astype(np.uint32),
@@ -643,6 +804,7 @@ class AsyncRunner(Runner):
             "jitter": self.jitter,
             "delay": self.delay,
             "ticks_per_step": self.ticks_per_step,
+            "stream_layout": self.stream_layout,
             "master_seed": seed,
         }
         if phase is not None:
@@ -684,6 +846,7 @@ class AsyncRunner(Runner):
                 self._waits,
                 self._exact,
                 wheel_slots(self.ticks_per_step, self.couplings.n),
+                self._layout,
             )
         self.tick += nticks
         return out
