@@ -269,17 +269,25 @@ _GROUP = 4
 
 
 @nb.njit(cache=True, inline="always")
+def _group(field, w, nbr, q, spins):
+    """field + the four terms of a padded row's group at flat position q, in order."""
+    field += w[q] * spins[nbr[q]]
+    field += w[q + np.uint64(1)] * spins[nbr[q + np.uint64(1)]]
+    field += w[q + np.uint64(2)] * spins[nbr[q + np.uint64(2)]]
+    return field + w[q + np.uint64(3)] * spins[nbr[q + np.uint64(3)]]
+
+
+@nb.njit(cache=True, inline="always")
 def _row_field(h, w, nbr, i, width, spins):
     """h_i + J_i,q1 s_q1 + ... over p-bit i's padded row (``w``/``nbr`` flat, ``width`` a
-    multiple of _GROUP entries a row), term by term in the row's order: the model's float64 sum."""
-    field = h[i]
+    multiple of _GROUP entries a row), term by term in the row's order: the model's float64 sum.
+    A row of one group (a lattice; degree 3 padded) is summed without a loop (2% faster)."""
     q = np.uint64(i) * np.uint64(width)
-    for _ in range(width // _GROUP):
-        field += w[q] * spins[nbr[q]]
-        field += w[q + np.uint64(1)] * spins[nbr[q + np.uint64(1)]]
-        field += w[q + np.uint64(2)] * spins[nbr[q + np.uint64(2)]]
-        field += w[q + np.uint64(3)] * spins[nbr[q + np.uint64(3)]]
-        q += np.uint64(_GROUP)
+    if width == _GROUP:
+        return _group(h[i], w, nbr, q, spins)
+    field = h[i]
+    for g in range(width // _GROUP):
+        field = _group(field, w, nbr, q + np.uint64(g * _GROUP), spins)
     return field
 
 
@@ -524,12 +532,12 @@ def _run_ticks(
         while i < n:  # firings in batches: fired[m + b] = the site gap m + b lands on
             base = state + np.uint64(2 * m + 1) * _GOLDEN
             for b in range(_BATCH):
-                z[m + b] = _mix(base + np.uint64(b) * two)
+                z[b] = _mix(base + np.uint64(b) * two)
             for b in range(_BATCH):
-                gap = np.int64(waits[z[m + b] >> top])
+                gap = np.int64(waits[z[b] >> top])
                 if gap < 0:  # no table entry: as _next_time computes it
                     exact[1] += 1
-                    gap = min(np.int64(math.floor(math.log(1.0 - _u53(z[m + b])) / lp)), n)
+                    gap = min(np.int64(math.floor(math.log(1.0 - _u53(z[b])) / lp)), n)
                 i += 1 + gap
                 fired[m + b] = np.uint32(min(i, n))
             m += _BATCH
@@ -538,7 +546,7 @@ def _run_ticks(
         while fired[m] < n:
             m += 1
         for b in range(m + 1, last):
-            exact[1] -= waits[z[b] >> top] < 0
+            exact[1] -= waits[z[b - last + _BATCH] >> top] < 0
         _fields(nbr, w, indptr, indices, data, h, beta, hist[cur], fired, m, f)
         _decisions(state + _GOLDEN, np.uint64(2), m, f, u, tmp, exact)
         state += np.uint64(2 * m + 1) * _GOLDEN
@@ -587,7 +595,7 @@ def _run_block(
     f = np.empty(n)
     u = np.empty(n)
     if ticks:
-        z = np.empty(n + _BATCH, np.uint64)
+        z = np.empty(_BATCH, np.uint64)  # the batch's random words
         for r in range(r0, r1):
             _run_ticks(
                 nbr, w, indptr, indices, data, h, beta, p, hist[r], counts[r], rng[r], tick0,
