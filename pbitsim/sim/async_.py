@@ -18,8 +18,9 @@ tick is exact Gibbs sampling). p-bits not in F_t hold.
 Modes (who fires when)
 ----------------------
 ``"poisson"``
-    Every tick every p-bit fires independently with probability ``p`` (implemented exactly as
-    geometric waiting times: the next firing is G ticks after the last, P(G = g) = (1-p)**(g-1) p).
+    Every tick every p-bit fires independently with probability ``p`` (implemented exactly,
+    by geometric gaps between a tick's firing p-bits or, in stream layout 1, geometric waiting
+    times: the next firing is G ticks after the last, P(G = g) = (1-p)**(g-1) p).
     One step = round(1/p) ticks, so each p-bit fires p * round(1/p) times per step on average
     (exactly once when 1/p is an integer). p = 1 is synchronous parallel (Little) dynamics.
 ``"periodic"``
@@ -33,19 +34,31 @@ Modes (who fires when)
     when all periods are equal to an integer).
 
 Randomness: replica r has one splitmix64 stream started at ``splitmix64(seed, r)``
-(:mod:`pbitsim.rng`), consumed in a fixed order (per tick, firing p-bits in index order: the spin's
-uniform, then that p-bit's next waiting time), so runs are deterministic per seed, independent of
-the thread count and of how the run is chunked.
+(:mod:`pbitsim.rng`), consumed in a fixed order that the *stream layout* (``stream_layout``,
+recorded in ``settings``) names, so runs are deterministic per seed, independent of the thread
+count and of how the run is chunked:
 
-How it is computed (the same numbers, faster; ``docs/performance.md``): the p-bits of a tick come
-off a timing wheel of bitmaps (and an overflow list for the few due beyond it) instead of a scan
-of all firing times; fields are summed over neighbour rows padded to one length (unsigned
-indices, in the CSR's order) across the tick's firings; a tick's uniforms are computed side by
-side from the stream's closed form (splitmix64's j-th output is mix64(state + j * golden)); a
-rational tanh settles every decision farther than 1e-6 from its threshold and a table every
-geometric wait whose cell of u floors to one integer, and the rest are computed with math.tanh
-and math.log as written above (``tests/test_perf_paths.py`` holds all of it to a plain
-transcription of these rules).
+1. per p-bit waiting times (every mode; the only layout before 2026-12, so settings without a
+   "stream_layout" were taken in it): the first firing times in index order (a geometric wait
+   from tick 0, or a phase), then per tick, firing p-bits in index order: the spin's uniform,
+   then that p-bit's next waiting time's uniforms;
+2. each tick's firings drawn afresh (mode "poisson", its default): per tick, from index -1, a
+   geometric gap floor(log(1 - u) / log(1 - p)) >= 0 to the next firing p-bit, then that p-bit's
+   uniform, until a gap passes the last p-bit (2m + 1 uniforms for m firings). The same model
+   (every p-bit fires with probability p each tick, independently of the others and of the
+   past), other samples for the same seed; no firing times are kept. At p = 1 no gap is drawn
+   and both layouts take firing k's uniform from output k + 1: the same stream.
+
+How it is computed (the same numbers, faster; ``docs/performance.md``): in layout 1 the p-bits
+of a tick come off a timing wheel of bitmaps (and an overflow list for the few due beyond it)
+instead of a scan of all firing times; in layout 2 a tick's gaps are drawn 16 at a time and
+summed in index order, with no wheel at all. Fields are summed over neighbour rows padded to a
+multiple of four entries (unsigned indices, in the CSR's order, four terms at a time) across the
+tick's firings; a tick's uniforms are computed side by side from the stream's closed form
+(splitmix64's j-th output is mix64(state + j * golden)); a rational tanh settles every decision
+farther than 1e-6 from its threshold and a table every geometric wait whose cell of u floors to
+one integer, and the rest are computed with math.tanh and math.log as written above
+(``tests/test_perf_paths.py`` holds both layouts to plain transcriptions of these rules).
 """
 
 from __future__ import annotations
