@@ -722,7 +722,7 @@ class AsyncRunner(Runner):
         Initial spins, (n,) or (replicas, n); default all -1.
     stream_layout : {1, 2}, optional
         How the seed's stream is consumed (module docstring, "Randomness"): 2 (the default in
-        poisson mode, 1.4x faster) draws each tick's firings afresh; 1 (the only layout in
+        poisson mode, 1.3x faster) draws each tick's firings afresh; 1 (the only layout in
         periodic mode) keeps per-p-bit waiting times and reproduces runs recorded before
         layout 2 existed (their settings have no "stream_layout"). Same model, other samples.
     """
