@@ -8,6 +8,7 @@ KL divergence of their histogram from the exact distribution has a known null di
 import numpy as np
 import pytest
 
+import pbitsim
 from pbitsim import Couplings, models
 from pbitsim.exact import all_states, boltzmann, empirical_distribution, kl_divergence
 from pbitsim.sampling import get_method
@@ -181,3 +182,5 @@ def test_registered():
     # the stream layout is recorded: poisson's default 2, periodic's only 1
     assert run.settings["stream_layout"] == 2
     assert AsyncRunner(models.ring(3), mode="periodic").settings["stream_layout"] == 1
+    s = pbitsim.sample(models.ring(3), 2, method="async", seed=1, stream_layout=1)
+    assert s.settings["runner"]["stream_layout"] == 1  # what a Samples file carries

@@ -82,8 +82,8 @@ __all__ = ["AsyncRunner", "MODES", "STREAM_LAYOUTS"]
 MODES = ("poisson", "periodic")
 #: how a replica's stream is consumed (module docstring, "Randomness"): 1 = per p-bit waiting
 #: times (every mode; the only layout before 2026-12), 2 = each tick's firings drawn afresh
-#: by geometric gaps (poisson mode; its default). ``Samples.settings["stream_layout"]`` records
-#: it; settings without it were taken in layout 1.
+#: by geometric gaps (poisson mode; its default). ``Samples.settings["runner"]["stream_layout"]``
+#: records it; settings without it were taken in layout 1.
 STREAM_LAYOUTS = (1, 2)
 _POISSON, _PERIODIC = 0, 1
 _GOLDEN = _rng._GOLDEN
