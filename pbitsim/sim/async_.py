@@ -798,7 +798,8 @@ class AsyncRunner(Runner):
         self._counts = np.zeros((R, n), dtype=np.int64)
         # per replica: decisions and waiting times the fast paths handed to the exact formula
         self._exact = np.zeros((R, 2), dtype=np.int64)
-        self._nxt = np.empty((R, n), dtype=np.float64)
+        # firing times: layout 1's state (layout 2 draws each tick's firings afresh, keeps none)
+        self._nxt = np.empty((R, n if self._layout == 1 else 0), dtype=np.float64)
         if phase is not None:
             ph = np.asarray(phase, dtype=np.float64)
             if mode != "periodic":
@@ -806,9 +807,7 @@ class AsyncRunner(Runner):
             if ph.shape[-1:] != (n,) or not np.all(np.isfinite(ph)):
                 raise ValueError(f"phase must hold n = {n} finite times (per replica)")
             self._nxt[:] = ph
-        elif self._layout == 2:  # no firing times: each tick's firings are drawn afresh
-            self._nxt[:] = np.nan
-        else:
+        elif self._layout == 1:
             _first_times(self._mode, self.p, per, self._rng, self._nxt)
         self._csr = (
             couplings.indptr.astype(np.int64),
