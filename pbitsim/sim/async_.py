@@ -73,6 +73,7 @@ from pbitsim import rng as _rng
 from pbitsim.couplings import Couplings
 from pbitsim.rng import splitmix64
 from pbitsim.sampling import Runner, register_method
+from pbitsim.sim.frames import own_frame
 from pbitsim.sim.jit import splitmix64_next, uniform53
 from pbitsim.sim.prefetch import prefetch as _prefetch
 from pbitsim.sim.threads import run_blocks
@@ -304,12 +305,13 @@ def _row_field(h, w, nbr, i, width, spins):
     return field
 
 
-@nb.njit(cache=True, inline="always")
+@nb.njit(cache=True)
 def _fields(nbr, w, indptr, indices, data, h, beta, spins, fired, m, f):
     """f[k] = beta * (the field of p-bit fired[k]) for the m firings of a tick, from the padded
     rows ``nbr``/``w`` (contiguous, unsigned indices: no wrap-around; the rows of the firing
     _AHEAD on asked for) when they have n rows, else from the CSR arrays. ``fired`` has _AHEAD
-    spare entries."""
+    spare entries. A function of its own (:mod:`pbitsim.sim.frames`)."""
+    own_frame()
     n = h.shape[0]
     if nbr.shape[0] == n:
         width = nbr.shape[1]
@@ -328,11 +330,12 @@ def _fields(nbr, w, indptr, indices, data, h, beta, spins, fired, m, f):
             f[k] = beta * field
 
 
-@nb.njit(cache=True, inline="always")
+@nb.njit(cache=True)
 def _decisions(state, per, m, f, u, tmp, exact):
     """tmp[k] = the new spin of firing k of a tick, whose uniform is output per * k + 1 of the
     stream from ``state``: side by side, P/Q first, math.tanh for the few within its margin
-    (counted in exact[0])."""
+    (counted in exact[0]). A function of its own (:mod:`pbitsim.sim.frames`)."""
+    own_frame()
     for k in range(m):
         u[k] = _u53(_mix(state + (per * np.uint64(k) + np.uint64(1)) * _GOLDEN))
     for k in range(m):
@@ -495,6 +498,38 @@ def _run_replica(
 _BATCH = 16
 
 
+@nb.njit(cache=True)
+def _firing_set(n, state, waits, lp, fired, z, exact):
+    """The p-bits firing in a tick of stream layout 2 whose stream starts at ``state``: gap k is
+    output 2k + 1 (a wait from the table ``waits``, or math.log where a cell straddles an
+    integer, counted in exact[1]; ``lp`` = log(1 - p)), drawn _BATCH at a time into ``z``; the
+    sites in fired[:m], ascending; returns m. A function of its own (:mod:`pbitsim.sim.frames`)."""
+    own_frame()
+    top = np.uint64(64 - _WAIT_BITS)
+    two = np.uint64(2) * _GOLDEN
+    i = np.int64(-1)
+    m = 0
+    while i < n:  # firings in batches: fired[m + b] = the site gap m + b lands on
+        base = state + np.uint64(2 * m + 1) * _GOLDEN
+        for b in range(_BATCH):
+            z[b] = _mix(base + np.uint64(b) * two)
+        for b in range(_BATCH):
+            gap = np.int64(waits[z[b] >> top])
+            if gap < 0:  # no table entry: as _next_time computes it
+                exact[1] += 1
+                gap = min(np.int64(math.floor(math.log(1.0 - _u53(z[b])) / lp)), n)
+            i += 1 + gap
+            fired[m + b] = np.uint32(min(i, n))
+        m += _BATCH
+    last = m  # the batch drawn past the tick's end: its gaps beyond the ending one uncounted
+    m -= _BATCH
+    while fired[m] < n:
+        m += 1
+    for b in range(m + 1, last):
+        exact[1] -= waits[z[b - last + _BATCH] >> top] < 0
+    return m
+
+
 @nb.njit(cache=True, nogil=True)
 def _run_ticks(
     nbr,
@@ -527,39 +562,18 @@ def _run_ticks(
     probability p, independently of the others and of the past, as the model says. Gap k and
     the uniform of firing k are outputs 2k + 1 and 2k + 2 of the stream from the tick's start
     (the gap that passes n - 1 ends the tick, 2m + 1 outputs for m firings): computed side by
-    side, _BATCH gaps at a time, from the same table of waits as layout 1 (math.log where a
-    cell straddles an integer, counted in exact[1]). No firing times, no wheel: the rest (fields,
-    decisions, the tick's end) is layout 1's."""
+    side, _BATCH gaps at a time (:func:`_firing_set`), from the same table of waits as layout 1
+    (math.log where a cell straddles an integer, counted in exact[1]). No firing times, no
+    wheel: the rest (fields, decisions, the tick's end) is layout 1's."""
     n = h.shape[0]
     slots = hist.shape[0]
-    top = np.uint64(64 - _WAIT_BITS)
     lp = math.log(1.0 - p)
-    two = np.uint64(2) * _GOLDEN
     cnt[:] = 0
     state = rng[0]
     for t in range(tick0 + 1, tick0 + nticks + 1):
         prev = (t - 1) % slots
         cur = t % slots
-        i = np.int64(-1)
-        m = 0
-        while i < n:  # firings in batches: fired[m + b] = the site gap m + b lands on
-            base = state + np.uint64(2 * m + 1) * _GOLDEN
-            for b in range(_BATCH):
-                z[b] = _mix(base + np.uint64(b) * two)
-            for b in range(_BATCH):
-                gap = np.int64(waits[z[b] >> top])
-                if gap < 0:  # no table entry: as _next_time computes it
-                    exact[1] += 1
-                    gap = min(np.int64(math.floor(math.log(1.0 - _u53(z[b])) / lp)), n)
-                i += 1 + gap
-                fired[m + b] = np.uint32(min(i, n))
-            m += _BATCH
-        last = m  # the batch drawn past the tick's end: its gaps beyond the ending one uncounted
-        m -= _BATCH
-        while fired[m] < n:
-            m += 1
-        for b in range(m + 1, last):
-            exact[1] -= waits[z[b - last + _BATCH] >> top] < 0
+        m = _firing_set(n, state, waits, lp, fired, z, exact)
         _fields(nbr, w, indptr, indices, data, h, beta, hist[cur], fired, m, f)
         _decisions(state + _GOLDEN, np.uint64(2), m, f, u, tmp, exact)
         state += np.uint64(2 * m + 1) * _GOLDEN
