@@ -19,24 +19,152 @@ table gives the medians of five pairs (three with ``--quick``) of flips per wall
 CPU-ns, and of the per-pair ratio hardware / chromatic of the wall rates (pairs run back to back,
 so the machine's load changes little within one). The load average and the CPU, read from the
 machine, are printed with the table.
+
+Under the table, the floor of "async-random" (:func:`generator_floor`): what any bit-exact
+implementation does per p-bit and cycle whatever else it saves, since the design's generators
+free-run and its enable comparison is made every cycle: step both generators of every p-bit and
+compare the enable number, here in the cheapest form there is (a loop LLVM vectorises, with
+256- and with 512-bit vectors, over 1024 p-bits held in L1, the 32-bit LFSR in 32-bit lanes).
+At p = 0.1 an update carries ten such cycles, so the floor / p against the chromatic kernel's
+cost per update at 64 replicas in the same run bounds the ratio "async-random" can reach if its
+acting p-bits cost nothing.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
+import time
+
+import numba as nb
+import numpy as np
+from numba import types
+from numba.extending import intrinsic
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # the sibling benchmarks
 
 from bench_throughput import load, machine, paired_rates, sweeps_for, workloads  # noqa: E402
 
+from pbitsim.board.design import ENABLE_BITS, enable_threshold  # noqa: E402
 from pbitsim.sampling import get_method  # noqa: E402
+from pbitsim.sim.jit import lfsr32_xnor_next, xorshift64_next  # noqa: E402
 
 PRESETS = ("default", "published")
 #: schedule -> its run-time options (the method's defaults, spelt out)
 SCHEDULES = {"chromatic": {}, "async-random": {"p": 0.1}, "async-periodic": {"period": 8}}
 REPLICAS = (1, 8, 64)
+
+
+#: p-bits in the floor's loop: 16 KB of generators (the default's), in L1
+FLOOR_PBITS = 1024
+#: LLVM's function attribute for the vector width its loop vectoriser may use
+_WIDE = '"prefer-vector-width"="512"'
+
+
+@intrinsic
+def _wide_vectors(typingctx):
+    """Let LLVM vectorise the calling function's loops with 512-bit vectors (Numba's target
+    prefers 256 on this CPU family). llvmlite only adds the attributes it knows by name."""
+
+    def codegen(context, builder, signature, args):
+        attributes = builder.function.attributes
+        attributes._known = attributes._known | {_WIDE}
+        attributes.add(_WIDE)
+        return context.get_dummy_value()
+
+    return types.void(), codegen
+
+
+@nb.njit(inline="always")
+def _lfsr32(r):
+    """:func:`pbitsim.rng.lfsr32_xnor_next` in a 32-bit lane (16 to a 512-bit vector)."""
+    one = np.uint32(1)
+    fb = ((r >> np.uint32(31)) ^ (r >> np.uint32(21)) ^ (r >> one) ^ r ^ one) & one
+    return (r << one) | fb
+
+
+@nb.njit(inline="always")
+def _floor_cycles(gen, egen, acts, bound, cycles, lfsr):
+    """Both generators of every p-bit step, and acts = E < P, every cycle (E, the enable
+    generator's top ENABLE_BITS bits, compared as the whole word against P shifted up: no
+    shift for E). xorshift64 in 64-bit lanes, or the published 32-bit XNOR LFSR in 32-bit
+    lanes."""
+    for _ in range(cycles):
+        for i in range(gen.shape[0]):
+            acts[i] = egen[i] < bound
+            if lfsr:
+                gen[i] = _lfsr32(gen[i])
+                egen[i] = _lfsr32(egen[i])
+            else:
+                gen[i] = xorshift64_next(gen[i])
+                egen[i] = xorshift64_next(egen[i])
+
+
+@nb.njit
+def _floor_narrow(gen, egen, acts, bound, cycles, lfsr):
+    _floor_cycles(gen, egen, acts, bound, cycles, lfsr)
+
+
+@nb.njit
+def _floor_wide(gen, egen, acts, bound, cycles, lfsr):
+    _wide_vectors()
+    _floor_cycles(gen, egen, acts, bound, cycles, lfsr)
+
+
+def generator_floor(preset: str, p: float, repeats: int = 7) -> float:
+    """CPU ns per p-bit-cycle of "async-random"'s least work (both generators stepped, the enable
+    number compared) for ``preset``'s generator: the median of ``repeats`` timed calls of the
+    faster vector width (the CPU's clock moves the best of them by a fifth between runs)."""
+    rng = np.random.default_rng(1)
+    threshold = enable_threshold(p)
+    lfsr = preset != "default"
+    bits = 32 if lfsr else 64
+    dtype = np.uint32 if lfsr else np.uint64
+    gen, egen = rng.integers(1, 2**31, (2, FLOOR_PBITS)).astype(dtype)
+    bound = dtype(threshold << (bits - ENABLE_BITS))
+    acts = np.empty(FLOOR_PBITS, np.bool_)
+    step = lfsr32_xnor_next if lfsr else xorshift64_next
+    cycles = max(1, int(2e7 / FLOOR_PBITS))
+    medians = []
+    for kernel in (_floor_narrow, _floor_wide):
+        before = gen[:8].copy()
+        kernel(gen, egen, acts, bound, 1, lfsr)  # compile; the lanes step as the model's rule
+        assert all(int(gen[k]) == int(step(int(before[k]))) for k in range(8)), preset
+        times = []
+        for _ in range(repeats):
+            t = time.process_time()
+            kernel(gen, egen, acts, bound, cycles, lfsr)
+            times.append(time.process_time() - t)
+        medians.append(statistics.median(times))
+    return min(medians) / (cycles * FLOOR_PBITS) * 1e9
+
+
+def floor_rows(chromatic_cpu: float) -> list[str]:
+    """The floor of "async-random" per preset against ``chromatic_cpu``, the chromatic kernel's
+    flips per CPU-ns at 64 replicas measured in this run (it runs no design: one figure). Two
+    bounds on the ratio: with the acting p-bits free, and with each acting p-bit costing what a
+    whole update of the chromatic kernel costs (the same sum over a row, a decision, a write)."""
+    p = SCHEDULES["async-random"]["p"]
+    out = [
+        f'Floor of "async-random" at p = {p}: both generators of every p-bit stepped and the '
+        f"enable number compared, every cycle ({FLOOR_PBITS} p-bits in L1, the faster of 256- "
+        "and 512-bit vector loops, median of 7), against the chromatic kernel at 64 replicas "
+        "in this run:",
+        "",
+        "| design | floor CPU ns per p-bit-cycle | floor per update | chromatic per update | "
+        "at most x chromatic, acting p-bits free | acting at a chromatic update's cost |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for preset in PRESETS:
+        per_cycle = generator_floor(preset, p)
+        per_update, chromatic = per_cycle / p, 1.0 / chromatic_cpu
+        out.append(
+            f"| {preset} | {per_cycle:.3f} | {per_update:.2f} | {chromatic:.2f} | "
+            f"{chromatic / per_update:.2f} | {chromatic / (per_update + chromatic):.2f} |"
+        )
+    return out
 
 
 def measure(c, preset: str, schedule: str, replicas: int, work: float, repeats: int) -> dict:
@@ -79,11 +207,14 @@ def main() -> None:
         "|---|---|---|---:|---:|---:|---:|",
     ]
     chosen = dict(list(workloads(True).items())[:1]) if args.quick else workloads(True)
+    at64 = []  # the chromatic kernel's flips per CPU-ns at 64 replicas, every pair's median
     for name, c in chosen.items():
         for preset in PRESETS:
             for schedule in SCHEDULES:
                 for R in REPLICAS:
                     r = measure(c, preset, schedule, R, work, repeats)
+                    if R == 64:
+                        at64.append(r["chromatic cpu"])
                     lines.append(
                         f"| {name} | {preset} | {schedule} | {R} | {r['chromatic wall']:.3f}, "
                         f"{r['chromatic cpu']:.3f} | {r['hardware wall']:.3f}, "
@@ -91,7 +222,7 @@ def main() -> None:
                     )
                     print(lines[-1], flush=True)
                 loads.append(load())
-    table = "\n".join(lines)
+    table = "\n".join(lines + [""] + floor_rows(statistics.median(at64)))
     notes = (
         f"Load average (1 min) during the run: {', '.join(f'{x:.1f}' for x in loads)} on "
         f"{os.cpu_count()} cores."
