@@ -22,7 +22,7 @@ import pytest
 import pbitsim
 from pbitsim import models
 from pbitsim import rng as prng
-from pbitsim.sim import async_, gibbs
+from pbitsim.sim import async_, gibbs, rows
 from pbitsim.sim.async_ import AsyncRunner
 
 # -- exact schemes: threads ---------------------------------------------------------------------
@@ -225,8 +225,8 @@ def test_async_long_run_counts_and_laps(monkeypatch, name, p):
     a p-bit fires about 300 times in the last call), calls of uneven lengths: samples and firing
     counts equal the transcription's."""
     c = models.lattice_2d(3, 4, beta=0.7, h=0.1) if name == "lattice" else _star(9)
-    rows = async_.padded_rows(c)[0]
-    assert (rows.shape[0] == c.n) == (name == "lattice")  # both ways of summing a field
+    nbr = async_.padded_rows(c)[0]
+    assert (nbr.shape[0] == c.n) == (name == "lattice")  # both ways of summing a field
     run = AsyncRunner(c, replicas=2, seed=13, p=p, stream_layout=1)
     tps = run.ticks_per_step
     monkeypatch.setattr(async_, "wheel_slots", lambda mean, n: 8)
@@ -251,6 +251,35 @@ def test_padded_rows_hold_the_csr_rows_in_order():
         np.testing.assert_array_equal(w[i, : degree[i]], c.data[row])
         assert np.all(nbr[i, degree[i] :] == i) and np.all(w[i, degree[i] :] == 0.0)
     assert async_.padded_rows(_star(9))[0].shape == (0, 0)
+
+
+@pytest.mark.parametrize("width", [None, 12])
+@pytest.mark.parametrize("pad", [None, -1])
+def test_one_builder_pads_rows_by_position(width, pad):
+    """pbitsim.sim.rows.padded_rows, which the hardware model's kernels (rows of their own
+    multiple of 4) and the asynchronous sampler (one width) read: row k is CSR row order[k] in
+    the CSR's order, then zero weights reading ``pad`` or the row's own index."""
+    c = models.spin_glass(11, p=0.4, seed=3, field=0.2)
+    order = np.random.default_rng(5).permutation(c.n)
+    ptr, nbr, w = rows.padded_rows(c.indptr, c.indices, c.data, order, np.float32, width, pad)
+    assert w.dtype == np.float32 and nbr.dtype == np.int64
+    degree = np.diff(c.indptr)[order]
+    sizes = np.diff(ptr)
+    assert np.all(sizes % 4 == 0) and np.all(sizes >= np.maximum(degree, 1))
+    if width is None:
+        assert np.all(sizes < np.maximum(degree, 1) + 4)  # no more than one group's padding
+    else:
+        assert np.all(sizes == width)
+    for k, i in enumerate(order):
+        got = slice(ptr[k], ptr[k] + degree[k])
+        np.testing.assert_array_equal(nbr[got], c.indices[c.indptr[i] : c.indptr[i + 1]])
+        np.testing.assert_array_equal(w[got], c.data[c.indptr[i] : c.indptr[i + 1]].astype(w.dtype))
+        padding = slice(ptr[k] + degree[k], ptr[k + 1])
+        assert np.all(w[padding] == 0) and np.all(nbr[padding] == (i if pad is None else pad))
+    with pytest.raises(ValueError, match="multiple of 4"):
+        rows.padded_rows(c.indptr, c.indices, c.data, order, np.float64, 10)
+    with pytest.raises(ValueError, match="largest degree"):
+        rows.padded_rows(c.indptr, c.indices, c.data, order, np.float64, 4)
 
 
 def test_sign_of_a_zero_field_decides_nothing():

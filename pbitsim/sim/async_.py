@@ -73,6 +73,7 @@ from pbitsim import rng as _rng
 from pbitsim.couplings import Couplings
 from pbitsim.rng import splitmix64
 from pbitsim.sampling import Runner, register_method
+from pbitsim.sim import rows as _rows
 from pbitsim.sim.frames import own_frame
 from pbitsim.sim.jit import splitmix64_next, uniform53
 from pbitsim.sim.prefetch import prefetch as _prefetch
@@ -277,9 +278,10 @@ def _put(wheel, over_i, over_t, no, i, ft, last):
     return no + 1
 
 
-#: a padded row holds a multiple of this many entries, summed this many terms at a time (an
-#: unrolled body instead of a loop over a run-time width: 2.6 -> 2.0 ns a four-term field)
-_GROUP = 4
+#: a padded row holds a multiple of this many entries (:mod:`pbitsim.sim.rows`), summed this
+#: many terms at a time (an unrolled body instead of a loop over a run-time width: 2.6 -> 2.0
+#: ns a four-term field)
+_GROUP = _rows.ENTRIES
 
 
 @nb.njit(cache=True, inline="always")
@@ -687,13 +689,10 @@ def padded_rows(couplings: Couplings) -> tuple[np.ndarray, np.ndarray]:
     width = -(-int(degree.max()) // _GROUP) * _GROUP if n else 0
     if n == 0 or width == 0 or n * width > 2 * nnz + n:
         return np.zeros((0, 0), np.uint32), np.zeros((0, 0), np.float64)
-    nbr = np.repeat(np.arange(n, dtype=np.uint32)[:, None], width, axis=1)
-    w = np.zeros((n, width), np.float64)
-    rows = np.repeat(np.arange(n), degree)
-    cols = np.arange(nnz) - np.repeat(couplings.indptr[:-1], degree)
-    nbr[rows, cols] = couplings.indices
-    w[rows, cols] = couplings.data
-    return nbr, w
+    _, nbr, w = _rows.padded_rows(
+        couplings.indptr, couplings.indices, couplings.data, np.arange(n), np.float64, width
+    )
+    return nbr.astype(np.uint32).reshape(n, width), w.reshape(n, width)
 
 
 #: a call firing fewer p-bits than this (about a millisecond of work) stays on one thread

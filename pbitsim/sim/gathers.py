@@ -28,12 +28,13 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+from pbitsim.sim.rows import ENTRIES as _ENTRIES
+
 __all__ = ["GROUP", "fields16", "inputs16"]
 
-#: sites per call of :data:`fields16` (16 float32 lanes: one AVX-512 register)
+#: sites per call of :data:`fields16` (16 float32 lanes: one AVX-512 register); each reads one
+#: group of _ENTRIES entries of a padded row (:mod:`pbitsim.sim.rows`)
 GROUP = 16
-#: entries per padded row that :data:`fields16` reads
-_ENTRIES = 4
 
 if sys.byteorder != "little":  # pragma: no cover - every platform Numba supports today
     raise ImportError("pbitsim.sim.gathers reads an int8 spin as the low byte of a word")

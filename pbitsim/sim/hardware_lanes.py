@@ -38,8 +38,8 @@ import numpy as np
 
 from pbitsim.sim import aligned
 from pbitsim.sim.byte_tiles import transpose8
-from pbitsim.sim.hardware_replica import padded_rows
 from pbitsim.sim.jit import decide_spin, rng_next, rng_output, saturate
+from pbitsim.sim.rows import padded_rows
 from pbitsim.sim.threads import run_blocks
 
 __all__ = ["LaneState", "lanes_layout", "block_bounds", "run_chromatic"]
@@ -63,7 +63,7 @@ _TRANSPOSE = 64  # p-bits per tile of the transposes
 
 def lanes_layout(indptr, indices, j_codes, h_codes, order, acc_bits: int) -> tuple:
     """Couplings by position (position p is p-bit ``order[p]``), every row padded to a multiple
-    of 4 entries, at least 4 (:func:`pbitsim.sim.hardware_replica.padded_rows`): here the
+    of 4 entries, at least 4 (:func:`pbitsim.sim.rows.padded_rows`): here the
     padding reads the zero row n of the spins with weight 0, which adds exactly 0. Codes are
     held in the narrowest of int16/int32/int64 with ``acc_bits`` bits: the accumulator never
     overflows (:func:`pbitsim.fixedpoint.quantize_couplings` checks the worst case, which bounds
@@ -75,7 +75,8 @@ def lanes_layout(indptr, indices, j_codes, h_codes, order, acc_bits: int) -> tup
     """
     dtype = np.int16 if acc_bits <= 16 else np.int32 if acc_bits <= 32 else np.int64
     n = len(indptr) - 1
-    return padded_rows(indptr, indices, j_codes, h_codes, order, dtype, pad=n)
+    ptr, nbr, w = padded_rows(indptr, indices, j_codes, order, dtype, pad=n)
+    return ptr, nbr, w, np.asarray(h_codes)[order].astype(dtype)
 
 
 # --------------------------------------------------------------------------------------------

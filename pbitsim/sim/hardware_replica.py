@@ -48,12 +48,12 @@ from pbitsim.sim.jit import (
     xorshift64_next,
     xorshift64_output,
 )
+from pbitsim.sim.rows import ENTRIES, padded_rows
 from pbitsim.sim.threads import run_blocks
 
 __all__ = [
     "ClassState",
     "gathered",
-    "padded_rows",
     "rows",
     "wheel_size",
     "run_coloured",
@@ -64,54 +64,21 @@ __all__ = [
     "run_random_replicas",
 ]
 
-#: entries per group of a padded row (the inner loop's constant trip count; the gathered path
-#: reads rows of exactly one group)
-ENTRIES = 4
-
-
-def padded_rows(indptr, indices, j_codes, h_codes, order, dtype, pad=None) -> tuple:
-    """The CSR rows by position (position k is p-bit ``order[k]``), each padded to a multiple of
-    :data:`ENTRIES` entries, at least one group (the kernels read a row's first group
-    unconditionally), in the CSR's order; the padding has weight 0 and reads spin ``pad``, or
-    the p-bit's own when None: it adds exactly 0. Codes and h in ``dtype``.
-
-    Returns
-    -------
-    (ptr int64 [n + 1], nbr int64 [ptr[n]], w [ptr[n]], h [n])
-    """
-    indptr = np.asarray(indptr, np.int64)
-    order = np.asarray(order, np.int64)
-    deg = np.diff(indptr)[order]
-    n = len(order)
-    ptr = np.zeros(n + 1, np.int64)
-    np.cumsum(np.maximum(-(-deg // ENTRIES), 1) * ENTRIES, out=ptr[1:])
-    if pad is None:
-        nbr = np.repeat(order, np.diff(ptr))
-    else:
-        nbr = np.full(ptr[n], pad, np.int64)
-    w = np.zeros(ptr[n], dtype)
-    # entry e of the rows taken in position order: its CSR index and its slot in the padded row
-    within = np.arange(int(deg.sum()), dtype=np.int64) - np.repeat(np.cumsum(deg) - deg, deg)
-    src = np.repeat(indptr[:-1][order], deg) + within
-    dest = np.repeat(ptr[:-1], deg) + within
-    nbr[dest] = np.asarray(indices, np.int64)[src]
-    w[dest] = np.asarray(j_codes)[src]
-    return ptr, nbr, w, np.asarray(h_codes)[order].astype(dtype)
-
 
 def rows(indptr, indices, j_codes, h_codes, order, acc_bits: int) -> tuple:
-    """The couplings as these kernels read them: :func:`padded_rows` with the padding on the
-    p-bit's own spin, neighbour indices int32, codes in int32 when ``acc_bits`` <= 32, else
-    int64: the accumulator never overflows (:func:`pbitsim.fixedpoint.quantize_couplings`), so
-    sums in that type are exact. (int16 codes, half the bytes, measured no faster.)
+    """The couplings as these kernels read them, by position (position k is p-bit ``order[k]``):
+    :func:`pbitsim.sim.rows.padded_rows` with the padding on the p-bit's own spin, neighbour
+    indices int32, codes and h in int32 when ``acc_bits`` <= 32, else int64: the accumulator
+    never overflows (:func:`pbitsim.fixedpoint.quantize_couplings`), so sums in that type are
+    exact. (int16 codes, half the bytes, measured no faster.)
 
     Returns
     -------
     (ptr int64 [n + 1], nbr int32 [ptr[n]], w [ptr[n]], h [n])
     """
     dtype = np.int32 if acc_bits <= 32 else np.int64
-    ptr, nbr, w, h = padded_rows(indptr, indices, j_codes, h_codes, order, dtype)
-    return ptr, nbr.astype(np.int32), w, h
+    ptr, nbr, w = padded_rows(indptr, indices, j_codes, order, dtype)
+    return ptr, nbr.astype(np.int32), w, np.asarray(h_codes)[order].astype(dtype)
 
 
 def gathered(ptr, w) -> bool:
