@@ -70,8 +70,11 @@ def _wide_vectors(typingctx):
 
     def codegen(context, builder, signature, args):
         attributes = builder.function.attributes
-        attributes._known = attributes._known | {_WIDE}
-        attributes.add(_WIDE)
+        try:
+            attributes._known = attributes._known | {_WIDE}
+            attributes.add(_WIDE)
+        except (AttributeError, ValueError):  # an llvmlite without that set: the default width
+            pass
         return context.get_dummy_value()
 
     return types.void(), codegen
