@@ -40,8 +40,6 @@ import time
 
 import numba as nb
 import numpy as np
-from numba import types
-from numba.extending import intrinsic
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # the sibling benchmarks
 
@@ -49,6 +47,7 @@ from bench_throughput import load, machine, paired_rates, sweeps_for, workloads 
 
 from pbitsim.board.design import ENABLE_BITS, enable_threshold  # noqa: E402
 from pbitsim.sampling import get_method  # noqa: E402
+from pbitsim.sim.frames import wide_vectors  # noqa: E402
 from pbitsim.sim.jit import lfsr32_xnor_next, xorshift64_next  # noqa: E402
 
 PRESETS = ("default", "published")
@@ -59,25 +58,6 @@ REPLICAS = (1, 8, 64)
 
 #: p-bits in the floor's loop: 16 KB of generators (the default's), in L1
 FLOOR_PBITS = 1024
-#: LLVM's function attribute for the vector width its loop vectoriser may use
-_WIDE = '"prefer-vector-width"="512"'
-
-
-@intrinsic
-def _wide_vectors(typingctx):
-    """Let LLVM vectorise the calling function's loops with 512-bit vectors (Numba's target
-    prefers 256 on this CPU family). llvmlite only adds the attributes it knows by name."""
-
-    def codegen(context, builder, signature, args):
-        attributes = builder.function.attributes
-        try:
-            attributes._known = attributes._known | {_WIDE}
-            attributes.add(_WIDE)
-        except (AttributeError, ValueError):  # an llvmlite without that set: the default width
-            pass
-        return context.get_dummy_value()
-
-    return types.void(), codegen
 
 
 @nb.njit(inline="always")
@@ -112,7 +92,7 @@ def _floor_narrow(gen, egen, acts, bound, cycles, lfsr):
 
 @nb.njit
 def _floor_wide(gen, egen, acts, bound, cycles, lfsr):
-    _wide_vectors()
+    wide_vectors()
     _floor_cycles(gen, egen, acts, bound, cycles, lfsr)
 
 

@@ -12,7 +12,14 @@ from pbitsim.couplings import Couplings
 
 MAX_EXACT_N = 24
 
-__all__ = ["all_states", "state_index", "boltzmann", "exact_moments", "kl_divergence"]
+__all__ = [
+    "all_states",
+    "state_index",
+    "boltzmann",
+    "exact_moments",
+    "kl_divergence",
+    "async_tick_kernel",
+]
 
 
 def _check_n(n: int) -> None:
@@ -68,3 +75,25 @@ def kl_divergence(p_emp: np.ndarray, p_exact: np.ndarray) -> float:
     """KL(p_emp || p_exact) in nats (terms with p_emp = 0 contribute 0)."""
     m = p_emp > 0
     return float(np.sum(p_emp[m] * np.log(p_emp[m] / p_exact[m])))
+
+
+def async_tick_kernel(c: Couplings, p: float) -> np.ndarray:
+    """The exact one-tick transition matrix (rows: from-state, index order) of the asynchronous
+    model (``method="async"``, mode "poisson", delay 0): every p-bit independently holds with
+    probability 1 - p, or fires and is drawn from its heat-bath conditional given the *old* state,
+
+        T[x, y] = prod_i [(1 - p) 1{y_i = x_i} + p P(s_i = y_i | x)].
+
+    Its stationary distribution (:func:`pbitsim.async_design.stationary_distribution`) is what
+    the sampler draws from; it differs from Boltzmann for p > 0 (p-bits firing together).
+    """
+    if not 0.0 <= float(p) <= 1.0:
+        raise ValueError(f"p must be in [0, 1], not {p!r}")
+    S = all_states(c.n).astype(np.float64)
+    J, h = c.to_dense()
+    up = 0.5 * (1.0 + np.tanh(c.beta * (S @ J + h)))  # P(s_i = +1 | x), (states, n)
+    T = np.ones((len(S), len(S)))
+    for i in range(c.n):
+        cond = np.where(S[None, :, i] > 0, up[:, None, i], 1.0 - up[:, None, i])
+        T *= (1.0 - p) * (S[:, None, i] == S[None, :, i]) + p * cond
+    return T

@@ -52,7 +52,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import scipy.linalg as sla
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as cm  # noqa: E402
@@ -72,30 +71,6 @@ def test_models(seed: int) -> dict:
         "ferromagnet": models.ferromagnet(6, J=1.0, beta=0.25),
         "spin-glass": models.spin_glass(6, p=0.7, seed=seed + 1, field=0.3, beta=0.8),
     }
-
-
-def async_tick_kernel(c, p: float) -> np.ndarray:
-    """Exact one-tick transition matrix of the poisson async dynamics with delay 0.
-
-    T[x, y] = prod_i [(1 - p) 1{y_i = x_i} + p P(s_i = y_i | x)]: every p-bit independently holds
-    or is resampled from its heat-bath conditional given the *old* state x.
-    """
-    S = exact.all_states(c.n).astype(np.float64)  # (N, n)
-    field = S @ c.to_scipy().toarray() + c.h  # (N, n): I_i(x), J symmetric
-    up = 0.5 * (1.0 + np.tanh(c.beta * field))  # P(s_i = +1 | x)
-    T = np.ones((len(S), len(S)))
-    for i in range(c.n):
-        yi = S[:, i][None, :]  # target value of spin i
-        xi = S[:, i][:, None]
-        cond = np.where(yi > 0, up[:, i][:, None], 1.0 - up[:, i][:, None])
-        T *= (1.0 - p) * (xi == yi) + p * cond
-    return T
-
-
-def stationary(T: np.ndarray) -> np.ndarray:
-    w, v = sla.eig(T.T)
-    pi = np.abs(np.real(v[:, np.argmin(np.abs(w - 1.0))]))
-    return pi / pi.sum()
 
 
 def measure(samples, c) -> dict:
@@ -146,7 +121,7 @@ def main(argv=None) -> dict:
             }
         )
         for p in ps:
-            pi = stationary(async_tick_kernel(c, p))
+            pi = async_design.stationary_distribution(exact.async_tick_kernel(c, p))
             kl_exact = exact.kl_divergence(pi, exact.boltzmann(c))
             s = cm.sample(
                 c,

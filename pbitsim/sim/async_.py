@@ -618,13 +618,12 @@ def _run_block(
     """Replicas r0..r1-1, one after the other, on the calling thread: stream layout 2 by
     :func:`_run_ticks`, else :func:`_run_replica` with a timing wheel of ``slots`` slots."""
     n = h.shape[0]
-    ticks = layout == 2
     cnt = np.empty(n, np.uint8)
     fired = np.empty(n + max(8, _AHEAD) + _BATCH, np.uint32)
     tmp = np.empty(n, np.int8)
     f = np.empty(n)
     u = np.empty(n)
-    if ticks:
+    if layout == 2:
         z = np.empty(_BATCH, np.uint64)  # the batch's random words
         for r in range(r0, r1):
             _run_ticks(

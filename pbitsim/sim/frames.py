@@ -1,5 +1,6 @@
-"""``own_frame()``: keep a Numba function out of its callers (LLVM's ``noinline``), so that its
-loops get registers of their own.
+"""LLVM function attributes for Numba functions, set from inside them: ``own_frame()`` keeps a
+function out of its callers (``noinline``), so that its loops get registers of their own;
+``wide_vectors()`` lets its loops use 512-bit vectors.
 
 LLVM inlines small Numba functions into the kernel that calls them. In a large kernel (the
 asynchronous sampler's tick loop: the firing set, the fields, the decisions, the tick's end) the
@@ -8,6 +9,10 @@ reloads them at every iteration (five reloads a firing in the fields loop, read 
 assembly). Called once per tick, a function of its own costs one call a tick and keeps its loop
 in registers: 5% of the asynchronous sampler's time (``docs/performance.md``). It changes no
 value.
+
+Numba's target prefers 256-bit vectors on this CPU family; 512-bit ones measured slower in the
+samplers' kernels (the asynchronous tick loop: 10%), and serve the benchmark of the hardware
+model's generator floor, which takes the faster of both widths.
 """
 
 from __future__ import annotations
@@ -15,7 +20,10 @@ from __future__ import annotations
 from numba import types
 from numba.extending import intrinsic
 
-__all__ = ["own_frame"]
+__all__ = ["own_frame", "wide_vectors"]
+
+#: the attribute that lets LLVM's loop vectoriser use 512-bit vectors
+_WIDE = '"prefer-vector-width"="512"'
 
 
 @intrinsic
@@ -28,3 +36,20 @@ def own_frame(typingctx):
         return context.get_dummy_value()
 
     return sig, codegen
+
+
+@intrinsic
+def wide_vectors(typingctx):
+    """Let LLVM vectorise the calling function's loops with 512-bit vectors. llvmlite adds only
+    the attributes it knows by name; where it has no such set, the default width stays."""
+
+    def codegen(context, builder, signature, args):
+        attributes = builder.function.attributes
+        try:
+            attributes._known = attributes._known | {_WIDE}
+            attributes.add(_WIDE)
+        except (AttributeError, ValueError):
+            pass
+        return context.get_dummy_value()
+
+    return types.void(), codegen
